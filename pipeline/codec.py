@@ -1,0 +1,104 @@
+"""Bytes in and out: v1 events from JSON or SNAP Higgs lines, score events and snapshots out.
+
+Decoding never raises: a line that is not a valid event becomes an `Invalid` with a reason,
+which the caller turns into a dead-letter record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from scoring import Event, Explanation, Invalid, ScoreChange, parse_event
+
+MAX_EVENT_BYTES = 64 * 1024
+SCORE_EVENT_TYPE = "influence.score.changed.v1"
+DEAD_LETTER_TYPE = "influence.dead_letter.v1"
+HIGGS_KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
+
+
+def decode_json_event(data: bytes) -> Event | Invalid:
+    """One v1 event from its JSON bytes."""
+    if len(data) > MAX_EVENT_BYTES:
+        return Invalid("oversize", f"event is {len(data)} bytes, limit {MAX_EVENT_BYTES}")
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        reason = "bad_utf8" if "utf-8" in str(exc).lower() else "bad_json"
+        return Invalid(reason, str(exc)[:200])
+    return parse_event(obj)
+
+
+def decode_higgs_line(line: bytes, line_number: int) -> Event | Invalid:
+    """`actor target unix_seconds RT|MT|RE` -> v1 event with id = line number (INTERFACES.md)."""
+    parts = line.split()
+    if len(parts) != 4:
+        return Invalid("bad_higgs_line", "expected 4 space-separated fields")
+    actor, target, seconds, code = parts
+    kind = HIGGS_KINDS.get(code.decode("ascii", "replace"))
+    if kind is None:
+        return Invalid("unknown_kind", f"Higgs kind {code[:10]!r} is not RT, MT or RE")
+    if not seconds.isdigit():
+        return Invalid("wrong_type", "timestamp must be integer seconds")
+    try:
+        actor_id, target_id = actor.decode("utf-8"), target.decode("utf-8")
+    except UnicodeDecodeError:
+        return Invalid("bad_utf8", "user ids are not UTF-8")
+    return Event(str(line_number), kind, int(seconds) * 1000, actor_id, target_id)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An input that could not be scored, with where it came from and why."""
+
+    reason: str
+    detail: str
+    raw: bytes
+    source: str
+    """File name or Kafka topic."""
+    position: int
+    """Line number (files) or offset (Kafka)."""
+    partition: int | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "type": DEAD_LETTER_TYPE,
+                "reason": self.reason,
+                "detail": self.detail,
+                "source": self.source,
+                "partition": self.partition,
+                "position": self.position,
+                "raw": self.raw.decode("utf-8", "backslashreplace"),
+            }
+        )
+
+
+def score_event_id(change: ScoreChange, cause_id: str) -> str:
+    return f"{change.user}:{change.event_time}:{cause_id}"
+
+
+def score_change_json(change: ScoreChange, cause_id: str, model_version: str) -> bytes:
+    """The score-change event of INTERFACES.md."""
+    return orjson.dumps(
+        {
+            "type": SCORE_EVENT_TYPE,
+            "id": score_event_id(change, cause_id),
+            "user": change.user,
+            "score": change.score,
+            "previous": change.previous,
+            "model_version": model_version,
+            "event_time": change.event_time,
+            "cause": change.cause,
+            "reasons": [{"code": r.code, "points": r.points} for r in change.reasons],
+            "topics": [{"topic": t.topic, "score": t.score} for t in change.topics],
+        }
+    )
+
+
+def explanation_json(user: str, explanation: Explanation, model_version: str) -> bytes:
+    body = explanation.as_dict()
+    body["user"] = user
+    body["model_version"] = model_version
+    return orjson.dumps(body)

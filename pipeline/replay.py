@@ -1,0 +1,152 @@
+"""`influence replay`: score historical streams with the embedded engine.
+
+Outputs are deterministic: the same input and model give byte-identical score events,
+snapshots and dead letters, whatever the machine or hash seed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from pipeline.codec import DeadLetter, score_change_json
+from pipeline.engine import Engine
+from pipeline.sources import read_events
+from scoring import Event, Model, UserState, read_mass, score_of
+from scoring.score import topic_scores
+from scoring.windows import read_windows
+
+KINDS_RECEIVED = ("retweet", "quote", "reply", "mention")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySummary:
+    events: int
+    by_kind: dict[str, int]
+    users: int
+    dead_letters: int
+    duplicates: int
+    self_engagements: int
+    score_changes: int
+    seconds: float
+
+    def line(self) -> str:
+        rate = self.events / self.seconds if self.seconds > 0 else 0.0
+        kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(self.by_kind.items()))
+        return (
+            f"replayed {self.events:,} events ({kinds}) · {self.users:,} users · "
+            f"{self.dead_letters:,} dead letters · {self.duplicates:,} duplicates · "
+            f"{self.self_engagements:,} self-engagements ignored · "
+            f"{self.score_changes:,} score changes · {rate:,.0f} events/s"
+        )
+
+
+def snapshot_line(user: str, state: UserState, now: int, model: Model) -> bytes:
+    """One user's final state as the snapshot of INTERFACES.md."""
+    mass = read_mass(state, now, model)
+    received = state.received
+    counts = received.counts if received is not None else [0, 0, 0, 0]
+    windows = read_windows(
+        received.windows if received is not None else [], now, model.minute_bucket_ms
+    )
+    return orjson.dumps(
+        {
+            "user": user,
+            "score": score_of(mass, model),
+            "mass": mass.z,
+            "effective_mass": mass.effective,
+            "counts": dict(zip(KINDS_RECEIVED, counts, strict=True)),
+            "windows": windows,
+            "topics": [
+                {"topic": t.topic, "score": t.score} for t in topic_scores(state, mass, model)
+            ],
+            "model_version": model.model_version,
+        }
+    )
+
+
+def _inputs(paths: Iterable[str], fmt: str) -> Iterator[Event | DeadLetter]:
+    for path in paths:
+        yield from read_events(path, fmt)
+
+
+def _progress(total: int | None) -> object | None:
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=" ev", unit_scale=True, file=sys.stderr, mininterval=0.5)
+
+
+def replay(
+    paths: list[str],
+    model: Model,
+    *,
+    fmt: str = "auto",
+    events_out: BinaryIO | None = None,
+    snapshot_out: BinaryIO | None = None,
+    dead_letter_out: BinaryIO | None = None,
+    as_of: int | None = None,
+    show_progress: bool = True,
+) -> tuple[Engine, ReplaySummary]:
+    """Runs the embedded engine over `paths` and writes the requested outputs."""
+    engine = Engine(model)
+    dead_letters = 0
+    started = time.perf_counter()
+    bar = _progress(None) if show_progress else None
+    version = model.model_version
+    count = 0
+    for item in _inputs(paths, fmt):
+        count += 1
+        if bar is not None and count % 4096 == 0:
+            bar.update(4096)  # type: ignore[attr-defined]
+        if isinstance(item, DeadLetter):
+            dead_letters += 1
+            if dead_letter_out is not None:
+                dead_letter_out.write(item.to_json() + b"\n")
+            continue
+        emitted = engine.process(item)
+        if events_out is not None:
+            for e in emitted:
+                events_out.write(score_change_json(e.change, e.cause_id, version) + b"\n")
+    if bar is not None:
+        bar.close()  # type: ignore[attr-defined]
+    end = as_of if as_of is not None else engine.now
+    if end is not None and as_of is not None:
+        for e in engine.advance_to(as_of):
+            if events_out is not None:
+                events_out.write(score_change_json(e.change, e.cause_id, version) + b"\n")
+    seconds = time.perf_counter() - started
+    if snapshot_out is not None and end is not None:
+        for user, state in engine.users():
+            snapshot_out.write(snapshot_line(user, state, end, model) + b"\n")
+    stats = engine.stats
+    summary = ReplaySummary(
+        events=sum(stats.events.values()),
+        by_kind=dict(stats.events),
+        users=len(engine.states),
+        dead_letters=dead_letters,
+        duplicates=stats.duplicates,
+        self_engagements=stats.self_engagements,
+        score_changes=stats.score_changes,
+        seconds=seconds,
+    )
+    return engine, summary
+
+
+def open_output(path: str | None, stack: ExitStack) -> BinaryIO | None:
+    """A binary output for a path, ``-`` for stdout, None when not requested."""
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdout.buffer
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return stack.enter_context(target.open("wb"))

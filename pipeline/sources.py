@@ -1,0 +1,80 @@
+"""Reading input streams: v1 JSON lines or SNAP Higgs lines, plain or gzip, files or stdin."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from pipeline.codec import DeadLetter, decode_higgs_line, decode_json_event
+from scoring import Event, Invalid
+
+FORMATS = ("auto", "jsonl", "higgs")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class InputError(Exception):
+    """An input file cannot be opened or read at all (bad lines are dead letters instead)."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(f"cannot read {path}: {detail}")
+        self.path = path
+        self.detail = detail
+
+
+@contextmanager
+def open_input(path: str) -> Iterator[BinaryIO]:
+    """Opens a path (or ``-`` for stdin) as binary, decompressing gzip by its magic bytes."""
+    if path == "-":
+        stream: BinaryIO = sys.stdin.buffer
+    else:
+        try:
+            stream = Path(path).open("rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise InputError(path, exc.strerror or str(exc)) from exc
+    try:
+        head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
+        if head == _GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=stream) as unzipped:
+                yield unzipped  # type: ignore[misc]
+        else:
+            yield stream
+    finally:
+        if path != "-":
+            stream.close()
+
+
+def _sniff(first_line: bytes) -> str:
+    return "jsonl" if first_line.lstrip().startswith(b"{") else "higgs"
+
+
+def read_events(path: str, fmt: str = "auto") -> Iterator[Event | DeadLetter]:
+    """Events of one input, in file order; unreadable lines come out as dead letters."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}, expected one of {FORMATS}")
+    source = "stdin" if path == "-" else path
+    with open_input(path) as stream:
+        line_number = 0
+        try:
+            for line in stream:
+                line_number += 1
+                if not line.strip():
+                    continue
+                if fmt == "auto":
+                    fmt = _sniff(line)
+                decoded = (
+                    decode_json_event(line.rstrip(b"\r\n"))
+                    if fmt == "jsonl"
+                    else decode_higgs_line(line, line_number)
+                )
+                if isinstance(decoded, Invalid):
+                    yield DeadLetter(
+                        decoded.reason, decoded.detail, line.rstrip(b"\r\n"), source, line_number
+                    )
+                else:
+                    yield decoded
+        except (OSError, EOFError) as exc:
+            raise InputError(path, f"line {line_number}: {exc}") from exc

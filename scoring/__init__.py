@@ -1,0 +1,42 @@
+"""The influence model: pure functions over typed per-user state. No I/O, no clock, no Kafka.
+
+The two halves of §12's partitioned processing:
+- `apply_action` runs where the actor's state lives and returns an `Engagement` to route;
+- `apply_engagement` runs where the target's state lives.
+Reading is separate: `read_mass`, `detect_change`, `explain`.
+"""
+
+from scoring.acting import ActionResult, apply_action, new_user_state
+from scoring.events import Engagement, Event, Invalid, parse_event
+from scoring.explain import Explanation, explain
+from scoring.mass import Mass, read_mass
+from scoring.model import Model, load_model, parse_model
+from scoring.receiving import apply_engagement
+from scoring.score import Reason, ScoreChange, TopicScore, detect_change, score_of
+from scoring.state import UserState, decode_state, encode_state
+
+__all__ = [
+    "ActionResult",
+    "Engagement",
+    "Event",
+    "Explanation",
+    "Invalid",
+    "Mass",
+    "Model",
+    "Reason",
+    "ScoreChange",
+    "TopicScore",
+    "UserState",
+    "apply_action",
+    "apply_engagement",
+    "decode_state",
+    "detect_change",
+    "encode_state",
+    "explain",
+    "load_model",
+    "new_user_state",
+    "parse_event",
+    "parse_model",
+    "read_mass",
+    "score_of",
+]

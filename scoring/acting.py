@@ -1,0 +1,184 @@
+"""The actor's side of an event (§2): runs where the actor's state lives.
+
+It counts the action once, advances the actor's grace clock and own topics, and turns an
+engagement into an `Engagement` carrying the discounts that only the actor's history can tell:
+selectivity (how much the actor engages that day), diminishing returns per pair, automation.
+All these counters are order-dependent, so each is kept per input topic (§12). The first time
+the actor engages someone who engaged them before, that engager's past weight on the actor
+becomes reciprocal: reciprocity is symmetric and retroactive (§3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scoring.clock import NO_DAY
+from scoring.events import ENGAGEMENT_KIND_INDEX, SOURCE_FOR_KIND, Engagement, Event
+from scoring.model import DAY_MS, HOUR_MS, Model
+from scoring.state import ActingState, UserState
+from scoring.topics import record_own_tweet
+
+OWN = "own"
+ENGAGEMENT = "engagement"
+SELF = "self"
+DUPLICATE = "duplicate"
+
+_TOPIC_KINDS = frozenset(("tweet", "quote", "reply"))
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What the actor's step did: `outcome` is one of OWN, ENGAGEMENT, SELF, DUPLICATE."""
+
+    outcome: str
+    engagement: Engagement | None = None
+    reciprocity_changed: bool = False
+    topics_changed: bool = False
+
+
+def new_user_state(ts: int) -> UserState:
+    """A fresh state whose forward-decay landmark is the start of the day of `ts`."""
+    return UserState(landmark=ts - ts % DAY_MS, last_ts=ts)
+
+
+def selectivity(count_today: int, model: Model) -> float:
+    """s_a = min(1, sqrt(free / n_a)): an account that engages everything gives each little."""
+    return min(1.0, math.sqrt(model.selectivity_free_per_day / count_today))
+
+
+def automation(rate_per_hour: float, model: Model) -> float:
+    """b_a: 1 up to the free rate, then linearly down to the minimum at the full rate."""
+    free, full, low = (
+        model.automation_free_per_hour,
+        model.automation_full_per_hour,
+        model.automation_min_factor,
+    )
+    if rate_per_hour <= free:
+        return 1.0
+    if rate_per_hour >= full:
+        return low
+    return 1.0 - (1.0 - low) * (rate_per_hour - free) / (full - free)
+
+
+def pair_factor(earlier: float) -> float:
+    """p_au = 1 / (1 + n_au)^2 for n_au earlier (decayed) engagements of the same target."""
+    return 1.0 / ((1.0 + earlier) * (1.0 + earlier))
+
+
+def _count_day(acting: ActingState, source: int, day: int) -> int:
+    if day > acting.day[source]:
+        acting.day[source] = day
+        acting.day_count[source] = 1
+    else:
+        acting.day_count[source] += 1
+    return acting.day_count[source]
+
+
+def _hourly_rate(acting: ActingState, source: int, ts: int) -> float:
+    """Actions in the trailing hour, interpolating the previous clock hour."""
+    hour = ts // HOUR_MS
+    stored = acting.hour[source]
+    if hour == stored + 1:
+        acting.previous_hour_count[source] = acting.hour_count[source]
+        acting.hour_count[source] = 0
+    elif hour > stored:
+        acting.previous_hour_count[source] = 0
+        acting.hour_count[source] = 0
+    if hour >= stored:
+        acting.hour[source] = hour
+    acting.hour_count[source] += 1
+    elapsed = (ts % HOUR_MS) / HOUR_MS
+    return acting.hour_count[source] + acting.previous_hour_count[source] * (1.0 - elapsed)
+
+
+def _engage_pair(
+    state: UserState, acting: ActingState, target: str, source: int, ts: int, model: Model
+) -> tuple[float, bool]:
+    """Returns (p_au, reciprocity changed) and counts the engagement of `target`."""
+    growth = math.exp(model.actor_pair_rate * (ts - state.landmark))
+    pair = acting.out_pairs.get(target)
+    first_time = pair is None
+    if pair is None:
+        pair = [0.0, 0.0, 0.0]
+        acting.out_pairs[target] = pair
+        if len(acting.out_pairs) > model.max_out_pairs + model.max_out_pairs // 4:
+            _evict_out_pairs(acting, model.max_out_pairs)
+    factor = pair_factor(pair[source] / growth)
+    pair[source] += growth
+    changed = False
+    received = state.received
+    if first_time and received is not None:
+        engager = received.in_pairs.get(target)
+        if engager is not None and not engager.reciprocal:
+            engager.reciprocal = True
+            received.pair_reciprocal += engager.mass
+            changed = True
+    return factor, changed
+
+
+def _evict_out_pairs(acting: ActingState, keep: int) -> None:
+    ranked = sorted(acting.out_pairs.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
+    acting.out_pairs = dict(ranked[:keep])
+
+
+def apply_action(state: UserState, event: Event, model: Model) -> ActionResult:
+    """Applies `event` to its actor's `state` and returns the engagement to send on, if any."""
+    acting = state.acting
+    if acting is None:
+        acting = state.acting = ActingState()
+    if event.id in acting.recent_ids:
+        return ActionResult(DUPLICATE)
+    acting.recent_ids.append(event.id)
+    if len(acting.recent_ids) > model.dedup_ids:
+        del acting.recent_ids[0]
+    target = event.target
+    if target == event.actor:
+        return ActionResult(SELF)
+    ts = event.ts
+    day = ts // DAY_MS
+    state.clock.record_action(day, model.max_action_runs, model.grace_days, model.grace_renew_days)
+    if ts > state.last_ts:
+        state.last_ts = ts
+    if event.followers is not None and ts >= state.followers_ts:
+        state.followers, state.followers_ts = event.followers, ts
+    topics_changed = False
+    if event.hashtags and event.kind in _TOPIC_KINDS:
+        record_own_tweet(state.topics, event.hashtags, day, model)
+        topics_changed = True
+    if target is None:
+        return ActionResult(OWN, topics_changed=topics_changed)
+    source = SOURCE_FOR_KIND[event.kind]
+    kind = ENGAGEMENT_KIND_INDEX[event.kind]
+    count_today = _count_day(acting, source, day)
+    rate = _hourly_rate(acting, source, ts)
+    pair, reciprocity_changed = _engage_pair(state, acting, target, source, ts, model)
+    engagement = Engagement(
+        id=event.id,
+        kind=kind,
+        ts=ts,
+        actor=event.actor,
+        target=target,
+        weight=model.kind_weights[kind],
+        selectivity=selectivity(count_today, model),
+        pair=pair,
+        automation=automation(rate, model),
+        ref_tweet_id=event.ref_tweet_id,
+        ref_hashtags=event.ref_hashtags,
+    )
+    return ActionResult(ENGAGEMENT, engagement, reciprocity_changed, topics_changed)
+
+
+__all__ = [
+    "DUPLICATE",
+    "ENGAGEMENT",
+    "NO_DAY",
+    "OWN",
+    "SELF",
+    "ActionResult",
+    "apply_action",
+    "automation",
+    "new_user_state",
+    "pair_factor",
+    "selectivity",
+]

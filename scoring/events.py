@@ -1,0 +1,169 @@
+"""Typed event records: the v1 input event and the engagement passed from actor to target.
+
+`parse_event` validates a decoded JSON object against schema ``influence.event.v1``
+(INTERFACES.md) and returns either an `Event` or an `Invalid` carrying a machine-readable
+reason, so bad input becomes data rather than an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+EVENT_KINDS = ("tweet", "retweet", "quote", "reply", "mention")
+ENGAGEMENT_KIND_INDEX = {"retweet": 0, "quote": 1, "reply": 2, "mention": 3}
+"""Index of each engagement kind in per-kind arrays (same order as model.KINDS)."""
+
+SOURCE_TWEETS, SOURCE_RETWEETS, SOURCE_MENTIONS = 0, 1, 2
+SOURCE_FOR_KIND = {"tweet": 0, "quote": 0, "reply": 0, "retweet": 1, "mention": 2}
+"""Input topic each kind travels on; order-dependent actor counters are kept per source (§12)."""
+
+MAX_ID_LENGTH = 256
+MAX_HASHTAGS = 64
+MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: later times are not real event times
+MIN_TS_MS = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One v1 input event (an action by `actor`, engaging `target` unless it is a tweet)."""
+
+    id: str
+    kind: str
+    ts: int
+    actor: str
+    target: str | None = None
+    tweet_id: str | None = None
+    ref_tweet_id: str | None = None
+    hashtags: tuple[str, ...] = ()
+    ref_hashtags: tuple[str, ...] = ()
+    followers: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """What the actor's side sends to the target's side: one engagement with its discounts.
+
+    The contribution is ``weight * selectivity * pair * automation`` (§2); the factors travel
+    separately so the target can explain what each discount removed.
+    """
+
+    id: str
+    kind: int
+    ts: int
+    actor: str
+    target: str
+    weight: float
+    selectivity: float
+    pair: float
+    automation: float
+    ref_tweet_id: str | None = None
+    ref_hashtags: tuple[str, ...] = ()
+
+    @property
+    def contribution(self) -> float:
+        return self.weight * self.selectivity * self.pair * self.automation
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """Why an input could not be read as a v1 event: ``reason`` is a stable machine code."""
+
+    reason: str
+    detail: str
+
+
+def _identifier(obj: Mapping[str, object], key: str, required: bool) -> str | Invalid | None:
+    value = obj.get(key)
+    if value is None:
+        return Invalid("missing_field", f"{key} is required") if required else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return Invalid("wrong_type", f"{key} must be a string")
+    if not value or len(value) > MAX_ID_LENGTH:
+        return Invalid("bad_value", f"{key} must have 1..{MAX_ID_LENGTH} characters")
+    return value
+
+
+def _tags(obj: Mapping[str, object], key: str) -> tuple[str, ...] | Invalid:
+    value = obj.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        return Invalid("wrong_type", f"{key} must be a list of strings")
+    if len(value) > MAX_HASHTAGS or any(len(tag) > MAX_ID_LENGTH for tag in value):
+        return Invalid("oversize", f"{key} has too many or too long entries")
+    return tuple(dict.fromkeys(tag.lower().lstrip("#") for tag in value if tag.strip("#")))
+
+
+def parse_event(obj: object) -> Event | Invalid:
+    """Validates one decoded JSON value as a v1 event."""
+    if not isinstance(obj, Mapping):
+        return Invalid("not_an_object", "an event must be a JSON object")
+    kind = obj.get("kind")
+    if not isinstance(kind, str):
+        return Invalid("missing_field" if kind is None else "wrong_type", "kind must be a string")
+    if kind not in EVENT_KINDS:
+        return Invalid("unknown_kind", f"kind {kind[:40]!r} is not one of {EVENT_KINDS}")
+    ts = obj.get("ts")
+    if ts is None:
+        return Invalid("missing_field", "ts is required")
+    if isinstance(ts, bool) or not isinstance(ts, int):
+        return Invalid("wrong_type", "ts must be an integer (ms since the epoch)")
+    if not MIN_TS_MS <= ts <= MAX_TS_MS:
+        return Invalid("bad_value", "ts is out of range")
+    fields: dict[str, str | None] = {}
+    for key, required in (
+        ("id", True),
+        ("actor", True),
+        ("target", kind != "tweet"),
+        ("tweet_id", False),
+        ("ref_tweet_id", False),
+    ):
+        value = _identifier(obj, key, required)
+        if isinstance(value, Invalid):
+            return value
+        fields[key] = value
+    hashtags = _tags(obj, "hashtags")
+    if isinstance(hashtags, Invalid):
+        return hashtags
+    ref_hashtags = _tags(obj, "ref_hashtags")
+    if isinstance(ref_hashtags, Invalid):
+        return ref_hashtags
+    followers = obj.get("followers")
+    if followers is not None and (
+        isinstance(followers, bool) or not isinstance(followers, int) or followers < 0
+    ):
+        return Invalid("wrong_type", "followers must be a non-negative integer")
+    event_id, actor = fields["id"], fields["actor"]
+    assert event_id is not None and actor is not None
+    return Event(
+        id=event_id,
+        kind=kind,
+        ts=ts,
+        actor=actor,
+        target=fields["target"],
+        tweet_id=fields["tweet_id"],
+        ref_tweet_id=fields["ref_tweet_id"],
+        hashtags=hashtags,
+        ref_hashtags=ref_hashtags,
+        followers=followers,
+    )
+
+
+def event_to_dict(event: Event) -> dict[str, object]:
+    """The v1 JSON object for an event, omitting absent optional fields."""
+    out: dict[str, object] = {"id": event.id, "kind": event.kind, "ts": event.ts}
+    out["actor"] = event.actor
+    for key in ("target", "tweet_id", "ref_tweet_id"):
+        value = getattr(event, key)
+        if value is not None:
+            out[key] = value
+    if event.hashtags:
+        out["hashtags"] = list(event.hashtags)
+    if event.ref_hashtags:
+        out["ref_hashtags"] = list(event.ref_hashtags)
+    if event.followers is not None:
+        out["followers"] = event.followers
+    return out

@@ -58,8 +58,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         out = open_output(args.out, stack)
         assert out is not None
         count = write_jsonl(generate(config), out)
-    print(f"generated {count:,} events for {args.users:,} users over {args.days} days",
-          file=sys.stderr)
+    print(
+        f"generated {count:,} events for {args.users:,} users over {args.days} days",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -68,8 +70,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     population = calibrate(args.inputs, args.model, args.out, args.format)
     model = load_model(args.out)
-    print(f"fitted the scale on {population:,} engaged users: {args.out} is "
-          f"model {model.model_version}", file=sys.stderr)
+    print(
+        f"fitted the scale on {population:,} engaged users: {args.out} is "
+        f"model {model.model_version}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -86,8 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--events-out", metavar="FILE", help="score-change events (JSON lines)")
     replay.add_argument("--snapshot-out", metavar="FILE", help="final state, a line per user")
     replay.add_argument("--dead-letter", metavar="FILE", help="invalid input lines with reasons")
-    replay.add_argument("--as-of", type=_time_ms, metavar="TIME",
-                        help="evaluate decay at this event time (ms or ISO-8601)")
+    replay.add_argument(
+        "--as-of",
+        type=_time_ms,
+        metavar="TIME",
+        help="evaluate decay at this event time (ms or ISO-8601)",
+    )
     replay.add_argument("--model", metavar="FILE", help="model file (default: bundled v1)")
     replay.set_defaults(run=_cmd_replay)
 
@@ -95,11 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--users", type=int, default=2000)
     gen.add_argument("--days", type=int, default=60)
     gen.add_argument("--seed", type=int, default=1)
-    gen.add_argument("--start", type=_time_ms, default=_time_ms("2025-01-01T00:00:00Z"),
-                     help="first day (ms or ISO-8601)")
-    gen.add_argument("--scenario", action="append", default=[],
-                     choices=("ring", "party", "vacation", "viral-retweet", "new-account"),
-                     help="inject a scenario (repeatable)")
+    gen.add_argument(
+        "--start",
+        type=_time_ms,
+        default=_time_ms("2025-01-01T00:00:00Z"),
+        help="first day (ms or ISO-8601)",
+    )
+    gen.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        choices=("ring", "party", "vacation", "viral-retweet", "new-account"),
+        help="inject a scenario (repeatable)",
+    )
     gen.add_argument("--out", default="-", metavar="FILE", help="output file (default stdout)")
     gen.set_defaults(run=_cmd_generate)
 

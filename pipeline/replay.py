@@ -54,7 +54,7 @@ def snapshot_line(user: str, state: UserState, now: int, model: Model) -> bytes:
     received = state.received
     counts = received.counts if received is not None else [0, 0, 0, 0]
     windows = read_windows(
-        received.windows if received is not None else [], now, model.minute_bucket_ms
+        received.windows if received is not None else [[], [], []], now, model.minute_bucket_ms
     )
     return orjson.dumps(
         {

@@ -55,7 +55,7 @@ def explain(state: UserState, now: int, model: Model) -> Explanation:
         kind_sums = dict.fromkeys(KINDS, 0.0)
         removed = dict.fromkeys(DISCOUNTS, 0.0)
         counts = dict.fromkeys(KINDS, 0)
-        windows = read_windows([], now, model.minute_bucket_ms)
+        windows = read_windows([[], [], []], now, model.minute_bucket_ms)
         contributors: tuple[Contributor, ...] = ()
         evidence: list[TopicEvidence] = []
     else:

@@ -22,6 +22,7 @@ import orjson
 from scoring.clock import NO_DAY, GraceClock
 from scoring.errors import StateError
 from scoring.topics import TopicStats
+from scoring.windows import new_windows
 
 STATE_LAYOUT = 1
 
@@ -93,7 +94,7 @@ class ReceivedState:
     """What selectivity, pair and automation discounts removed, same decay as `kind_mass`."""
     counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     """Integer engagements received per kind (exact)."""
-    windows: list[list[int]] = field(default_factory=list)
+    windows: list[list[list[int]]] = field(default_factory=new_windows)
 
 
 @dataclass(slots=True)

@@ -18,29 +18,38 @@ def _widths(minute_bucket_ms: int) -> tuple[int, int, int]:
     return (minute_bucket_ms, HOUR_MS, DAY_MS)
 
 
-def add_to_windows(buckets: list[list[int]], ts: int, kind: int, minute_bucket_ms: int) -> None:
-    """Counts one engagement; each bucket is ``[resolution, index, n_kind0..n_kind3]``."""
+def new_windows() -> list[list[list[int]]]:
+    """One ascending bucket list per resolution; a bucket is ``[index, n_kind0..n_kind3]``."""
+    return [[], [], []]
+
+
+def add_to_windows(
+    windows: list[list[list[int]]], ts: int, kind: int, minute_bucket_ms: int
+) -> None:
+    """Counts one engagement in each resolution's bucket, dropping buckets out of reach."""
     widths = _widths(minute_bucket_ms)
-    created = False
     for res in range(3):
+        buckets = windows[res]
         index = ts // widths[res]
+        if buckets and buckets[-1][0] == index:
+            buckets[-1][1 + kind] += 1
+            continue
         for bucket in buckets:
-            if bucket[0] == res and bucket[1] == index:
-                bucket[2 + kind] += 1
+            if bucket[0] == index:
+                bucket[1 + kind] += 1
                 break
         else:
-            fresh = [res, index, 0, 0, 0, 0]
-            fresh[2 + kind] = 1
+            fresh = [index, 0, 0, 0, 0]
+            fresh[1 + kind] = 1
             buckets.append(fresh)
-            created = True
-    if not created:
-        return
-    newest = [max((b[1] for b in buckets if b[0] == res), default=0) for res in range(3)]
-    buckets[:] = [b for b in buckets if b[1] > newest[b[0]] - _SPANS[b[0]]]
+            buckets.sort()
+            oldest = buckets[-1][0] - _SPANS[res]
+            if buckets[0][0] <= oldest:
+                buckets[:] = [b for b in buckets if b[0] > oldest]
 
 
 def read_windows(
-    buckets: list[list[int]], now_ms: int, minute_bucket_ms: int
+    windows: list[list[list[int]]], now_ms: int, minute_bucket_ms: int
 ) -> dict[str, dict[str, int]]:
     """Engagements received per kind in each window ending at `now_ms`."""
     widths = _widths(minute_bucket_ms)
@@ -48,9 +57,9 @@ def read_windows(
     for res, name in enumerate(WINDOW_NAMES):
         current = now_ms // widths[res]
         sums = [0, 0, 0, 0]
-        for bucket in buckets:
-            if bucket[0] == res and current - _SPANS[res] < bucket[1] <= current:
+        for bucket in windows[res] if windows else ():
+            if current - _SPANS[res] < bucket[0] <= current:
                 for k in range(4):
-                    sums[k] += bucket[2 + k]
+                    sums[k] += bucket[1 + k]
         out[name] = dict(zip(KINDS, sums, strict=True))
     return out

@@ -29,12 +29,22 @@ class Events:
         return T0 + int(day * DAY_MS + hour * HOUR_MS)
 
     def __call__(
-        self, kind: str, actor: str, target: str | None = None, *, day: float = 0.0,
-        hour: float = 0.0, **fields: object,
+        self,
+        kind: str,
+        actor: str,
+        target: str | None = None,
+        *,
+        day: float = 0.0,
+        hour: float = 0.0,
+        **fields: object,
     ) -> Event:
         return Event(
-            id=f"e{next(self._ids)}", kind=kind, ts=self.at(day, hour), actor=actor,
-            target=target, **fields,  # type: ignore[arg-type]
+            id=f"e{next(self._ids)}",
+            kind=kind,
+            ts=self.at(day, hour),
+            actor=actor,
+            target=target,
+            **fields,  # type: ignore[arg-type]
         )
 
 

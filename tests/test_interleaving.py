@@ -101,16 +101,21 @@ def observable(state: UserState, now: int, model: Model) -> dict[str, object]:
     return {
         "mass": (mass.fast, mass.slow, mass.burst, mass.reciprocal_share, mass.engagers, mass.z),
         "counts": list(received.counts) if received else None,
-        "windows": read_windows(received.windows, now, model.minute_bucket_ms) if received else None,
-        "topics": [(t.topic, t.published, t.own_tweets, t.days, t.engagers, t.engagements)
-                   for t in topics],
+        "windows": read_windows(received.windows, now, model.minute_bucket_ms)
+        if received
+        else None,
+        "topics": [
+            (t.topic, t.published, t.own_tweets, t.days, t.engagers, t.engagements) for t in topics
+        ],
         "paused": mass.paused_days,
     }
 
 
 @settings(max_examples=150, deadline=None)
 @given(events=streams(), data=st.data())
-def test_final_state_is_independent_of_interleaving(events: list[Event], data: st.DataObject) -> None:
+def test_final_state_is_independent_of_interleaving(
+    events: list[Event], data: st.DataObject
+) -> None:
     engine = Engine(MODEL)
     for event in events:
         engine.process(event)

@@ -44,7 +44,10 @@ def test_slow_floor_takes_over_after_long_silence(model: Model, ev: Events) -> N
         slow = model.slow_floor * regular * math.exp(-model.slow_rate * days * DAY_MS)
         assert mass.slow == pytest.approx(slow * model.slow_to_fast, rel=1e-9)
         assert mass.regular == max(mass.fast, mass.slow)
-    assert read_mass(state, T0 + 5 * DAY_MS, model).fast > read_mass(state, T0 + 5 * DAY_MS, model).slow
+    assert (
+        read_mass(state, T0 + 5 * DAY_MS, model).fast
+        > read_mass(state, T0 + 5 * DAY_MS, model).slow
+    )
     late = read_mass(state, T0 + 200 * DAY_MS, model)
     assert late.slow > late.fast  # the floor is in force after ~4 fast half-lives
 
@@ -98,7 +101,7 @@ def test_new_engagers_above_baseline_count_little(model: Model) -> None:
     share = day_share(bucket, 1.0, 2.0, model)
     base = model.engager_baseline_floor
     assert share.engagers == base
-    expected = (burst_curve(500, model.kappa) - burst_curve(base, model.kappa))
+    expected = burst_curve(500, model.kappa) - burst_curve(base, model.kappa)
     assert share.burst_engagers == pytest.approx(expected * model.engager_excess_weight)
 
 
@@ -124,7 +127,9 @@ def test_selectivity_pair_and_automation_factors(model: Model) -> None:
 
 def test_actor_discounts_follow_the_actor_history(model: Model, ev: Events) -> None:
     state = new_user_state(T0)
-    results = [apply_action(state, ev("retweet", "a", f"t{i}", hour=i / 10), model) for i in range(80)]
+    results = [
+        apply_action(state, ev("retweet", "a", f"t{i}", hour=i / 10), model) for i in range(80)
+    ]
     factors = [r.engagement.selectivity for r in results if r.engagement]
     assert factors[19] == 1.0 and factors[79] == pytest.approx(0.5)
     again = apply_action(state, ev("retweet", "a", "t0", hour=9), model).engagement
@@ -177,6 +182,9 @@ def test_windows_count_received_per_kind(model: Model, ev: Events) -> None:
     assert windows["1h"] == {"retweet": 1, "quote": 0, "reply": 0, "mention": 1}  # h29, h29.5
     assert windows["24h"]["retweet"] == 24  # hours 6..29
     assert windows["7d"]["retweet"] == 30
-    assert read_windows(state.received.windows, now + 8 * DAY_MS, model.minute_bucket_ms)[
-        "7d"
-    ]["retweet"] == 0
+    assert (
+        read_windows(state.received.windows, now + 8 * DAY_MS, model.minute_bucket_ms)["7d"][
+            "retweet"
+        ]
+        == 0
+    )

@@ -79,10 +79,8 @@ class Engine:
             target_state = self.state(engagement.target, event.ts)
             apply_engagement(target_state, engagement, self.model)
             self._check(engagement.target, target_state, "engagement", event.id, out)
-        if (result.reciprocity_changed or result.topics_changed) and (
-            actor_state.received is not None
-        ):
-            cause = "reciprocity" if result.reciprocity_changed else "topics"
+        cause = result.actor_score_cause
+        if cause is not None and actor_state.received is not None:
             self._check(event.actor, actor_state, cause, event.id, out)
         return out
 

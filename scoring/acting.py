@@ -35,6 +35,18 @@ class ActionResult:
     engagement: Engagement | None = None
     reciprocity_changed: bool = False
     topics_changed: bool = False
+    audience_changed: bool = False
+
+    @property
+    def actor_score_cause(self) -> str | None:
+        """Why the actor's own score may have moved, or None if it cannot have."""
+        if self.reciprocity_changed:
+            return "reciprocity"
+        if self.topics_changed:
+            return "topics"
+        if self.audience_changed:
+            return "audience"
+        return None
 
 
 def new_user_state(ts: int) -> UserState:
@@ -140,14 +152,18 @@ def apply_action(state: UserState, event: Event, model: Model) -> ActionResult:
     state.clock.record_action(day, model.max_action_runs, model.grace_days, model.grace_renew_days)
     if ts > state.last_ts:
         state.last_ts = ts
+    audience_changed = False
     if event.followers is not None and ts >= state.followers_ts:
+        audience_changed = event.followers != state.followers
         state.followers, state.followers_ts = event.followers, ts
     topics_changed = False
     if event.hashtags and event.kind in _TOPIC_KINDS:
         record_own_tweet(state.topics, event.hashtags, day, model)
         topics_changed = True
     if target is None:
-        return ActionResult(OWN, topics_changed=topics_changed)
+        return ActionResult(
+            OWN, topics_changed=topics_changed, audience_changed=audience_changed
+        )
     source = SOURCE_FOR_KIND[event.kind]
     kind = ENGAGEMENT_KIND_INDEX[event.kind]
     count_today = _count_day(acting, source, day)
@@ -166,7 +182,9 @@ def apply_action(state: UserState, event: Event, model: Model) -> ActionResult:
         ref_tweet_id=event.ref_tweet_id,
         ref_hashtags=event.ref_hashtags,
     )
-    return ActionResult(ENGAGEMENT, engagement, reciprocity_changed, topics_changed)
+    return ActionResult(
+        ENGAGEMENT, engagement, reciprocity_changed, topics_changed, audience_changed
+    )
 
 
 __all__ = [

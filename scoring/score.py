@@ -39,7 +39,7 @@ class ScoreChange:
     previous: float | None
     event_time: int
     cause: str
-    """"engagement", "reciprocity", "topics" or "decay" (a day boundary with no new event)."""
+    """engagement, reciprocity, topics, audience, or decay (a day boundary, no new event)."""
     reasons: tuple[Reason, ...]
     topics: tuple[TopicScore, ...]
 

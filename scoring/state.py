@@ -113,12 +113,26 @@ class UserState:
     """Latest event time that touched this user."""
 
 
+STORED_DIGITS = 7
+"""Significant digits kept for floats in serialised state: scores move by far less than the
+emission threshold (about 1e-6 relative), and a state shrinks by half."""
+
+
+def _short(x: float) -> float:
+    return float(f"{x:.{STORED_DIGITS}g}")
+
+
+def _shorts(values: list[float]) -> list[float]:
+    return [float(f"{x:.{STORED_DIGITS}g}") for x in values]
+
+
 def _bucket_row(b: DayBucket) -> list[Any]:
     return [b.day, b.raw, b.content, b.fast, b.slow, b.burst, b.new_engagers]
 
 
 def _topic_row(t: TopicStats) -> list[Any]:
-    return [t.own_tweets, t.days, t.mass, t.count, t.engagers, t.tweets, t.error]
+    tweets = {k: _short(v) for k, v in t.tweets.items()}
+    return [t.own_tweets, t.days, _short(t.mass), t.count, t.engagers, tweets, _short(t.error)]
 
 
 def state_to_row(state: UserState) -> list[Any]:
@@ -140,14 +154,14 @@ def state_to_row(state: UserState) -> list[Any]:
             acting.hour,
             acting.hour_count,
             acting.previous_hour_count,
-            acting.out_pairs,
+            {k: _shorts(v) for k, v in acting.out_pairs.items()},
             acting.recent_ids,
         ],
         None
         if received is None
         else [
             [_bucket_row(b) for b in received.buckets],
-            received.history,
+            _shorts(received.history),
             received.sealed_fast,
             received.sealed_slow,
             received.sealed_engagers,
@@ -156,7 +170,10 @@ def state_to_row(state: UserState) -> list[Any]:
             received.burst_ref,
             received.pair_total,
             received.pair_reciprocal,
-            {k: [p.mass, p.first_day, int(p.reciprocal)] for k, p in received.in_pairs.items()},
+            {
+                k: [_short(p.mass), p.first_day, int(p.reciprocal)]
+                for k, p in received.in_pairs.items()
+            },
             received.kind_mass,
             received.removed,
             received.counts,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +53,21 @@ class Events:
 @pytest.fixture
 def ev() -> Events:
     return Events()
+
+
+HIGGS = Path(
+    os.environ.get(
+        "INFLUENCE_HIGGS",
+        Path(__file__).resolve().parents[2] / "shared/data/higgs-activity_time.txt.gz",
+    )
+)
+"""The SNAP Higgs stream; CI has ../shared beside the clone, so there it must exist."""
+
+
+@pytest.fixture(scope="session")
+def higgs() -> Path:
+    if not HIGGS.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Higgs data missing at {HIGGS} (set INFLUENCE_HIGGS)")
+        pytest.skip(f"Higgs data not found at {HIGGS}")
+    return HIGGS

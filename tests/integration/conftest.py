@@ -1,0 +1,76 @@
+"""Integration tests against a real Apache Kafka broker.
+
+The session fixture ``kafka_bootstrap`` uses ``KAFKA_BOOTSTRAP_SERVERS`` when it is set;
+otherwise it starts the project's own single-node broker with ``deploy/kafka/kafka.sh start``
+(resolving the jars with Maven the first time) and stops it at the end of the session, but only
+if this session started it. A broker that cannot be started fails the tests: never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
+START_TIMEOUT_S = 600  # the first start downloads ~45 jars with Maven
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/integration needs a broker: mark it ``kafka``."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.kafka)
+
+
+def _kafka_sh(command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(KAFKA_SH), command],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _output(proc: subprocess.CompletedProcess[str]) -> str:
+    return (proc.stdout + proc.stderr).strip()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``host:port`` of a running Kafka broker."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if configured:
+        yield configured
+        return
+
+    try:
+        started = _kafka_sh("start", timeout=START_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        logs = _kafka_sh("logs", timeout=30)
+        pytest.fail(
+            f"{KAFKA_SH} start did not finish within {exc.timeout}s\n{_output(logs)}",
+            pytrace=False,
+        )
+    if started.returncode != 0:
+        pytest.fail(
+            f"{KAFKA_SH} start failed (exit {started.returncode}):\n{_output(started)}",
+            pytrace=False,
+        )
+    # `start` is idempotent: a broker that was already running (or starting) is someone
+    # else's to stop; only a broker this call launched is ours.
+    ours = "starting Apache Kafka" in started.stdout
+
+    yield f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+
+    if ours:
+        stopped = _kafka_sh("stop", timeout=120)
+        if stopped.returncode != 0:
+            print(f"{KAFKA_SH} stop failed:\n{_output(stopped)}")

@@ -30,7 +30,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     with ExitStack() as stack:
-        _, summary = replay(
+        engine, summary = replay(
             args.inputs,
             model,
             fmt=args.format,
@@ -40,6 +40,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             as_of=args.as_of,
         )
     print(summary.line(), file=sys.stderr)
+    if args.top and engine.now is not None:
+        from pipeline.replay import top_table
+
+        print(top_table(engine, args.as_of or engine.now, args.top))
     return 0
 
 
@@ -98,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate decay at this event time (ms or ISO-8601)",
     )
     replay.add_argument("--model", metavar="FILE", help="model file (default: bundled v1)")
+    replay.add_argument(
+        "--top",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N highest scores with their reasons",
+    )
     replay.set_defaults(run=_cmd_replay)
 
     gen = commands.add_parser("generate", help="write a seeded synthetic stream (v1 JSON lines)")

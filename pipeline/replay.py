@@ -20,7 +20,7 @@ from pipeline.codec import DeadLetter, score_change_json
 from pipeline.engine import Engine
 from pipeline.sources import read_events
 from scoring import Event, Model, UserState, read_mass, score_of
-from scoring.score import topic_scores
+from scoring.score import reasons, topic_scores
 from scoring.windows import read_windows
 
 KINDS_RECEIVED = ("retweet", "quote", "reply", "mention")
@@ -70,6 +70,23 @@ def snapshot_line(user: str, state: UserState, now: int, model: Model) -> bytes:
             "model_version": model.model_version,
         }
     )
+
+
+def top_table(engine: Engine, now: int, count: int) -> str:
+    """The `count` highest-scored users with their top reasons, as a small text table."""
+    model = engine.model
+    scored = [
+        (score_of(mass, model), user, state, mass)
+        for user, state in engine.states.items()
+        if state.received is not None
+        for mass in (read_mass(state, now, model),)
+    ]
+    scored.sort(key=lambda row: (-row[0], row[1]))
+    lines = [f"{'user':<20} {'score':>6}  reasons"]
+    for score, user, state, mass in scored[:count]:
+        why = ", ".join(f"{r.code} {r.points:+.1f}" for r in reasons(state, mass, model)[:4])
+        lines.append(f"{user:<20} {score:>6.2f}  {why}")
+    return "\n".join(lines)
 
 
 def _inputs(paths: Iterable[str], fmt: str) -> Iterator[Event | DeadLetter]:

@@ -11,7 +11,7 @@ becomes reciprocal: reciprocity is symmetric and retroactive (§3).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from scoring.clock import NO_DAY
 from scoring.events import ENGAGEMENT_KIND_INDEX, SOURCE_FOR_KIND, Engagement, Event
@@ -27,8 +27,7 @@ DUPLICATE = "duplicate"
 _TOPIC_KINDS = frozenset(("tweet", "quote", "reply"))
 
 
-@dataclass(frozen=True, slots=True)
-class ActionResult:
+class ActionResult(NamedTuple):
     """What the actor's step did: `outcome` is one of OWN, ENGAGEMENT, SELF, DUPLICATE."""
 
     outcome: str
@@ -161,9 +160,7 @@ def apply_action(state: UserState, event: Event, model: Model) -> ActionResult:
         record_own_tweet(state.topics, event.hashtags, day, model)
         topics_changed = True
     if target is None:
-        return ActionResult(
-            OWN, topics_changed=topics_changed, audience_changed=audience_changed
-        )
+        return ActionResult(OWN, topics_changed=topics_changed, audience_changed=audience_changed)
     source = SOURCE_FOR_KIND[event.kind]
     kind = ENGAGEMENT_KIND_INDEX[event.kind]
     count_today = _count_day(acting, source, day)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 EVENT_KINDS = ("tweet", "retweet", "quote", "reply", "mention")
 ENGAGEMENT_KIND_INDEX = {"retweet": 0, "quote": 1, "reply": 2, "mention": 3}
@@ -24,8 +25,7 @@ MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: later times are not
 MIN_TS_MS = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One v1 input event (an action by `actor`, engaging `target` unless it is a tweet)."""
 
     id: str
@@ -40,8 +40,7 @@ class Event:
     followers: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Engagement:
+class Engagement(NamedTuple):
     """What the actor's side sends to the target's side: one engagement with its discounts.
 
     The contribution is ``weight * selectivity * pair * automation`` (§2); the factors travel

@@ -8,7 +8,7 @@ the final state independent of how engagements and the user's own actions interl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from scoring.model import DAY_MS, Model
 from scoring.state import DayBucket, ReceivedState, UserState
@@ -19,8 +19,7 @@ def burst_curve(x: float, kappa: float) -> float:
     return kappa * math.log1p(x / kappa)
 
 
-@dataclass(frozen=True, slots=True)
-class DayShare:
+class DayShare(NamedTuple):
     """How one day's engagement splits into regular mass and burst excess."""
 
     regular: float
@@ -38,48 +37,60 @@ def day_share(
 ) -> DayShare:
     kappa = model.kappa
     raw = bucket.raw
-    if raw <= 0.0:
-        regular = excess = 0.0
-    else:
-        total = burst_curve(raw, kappa)
-        regular_total = min(total, burst_curve(max(baseline_raw, model.baseline_floor), kappa))
-        mention = raw - bucket.content
-        kind_weight = (
-            bucket.content * model.content_excess_weight + mention * model.mention_excess_weight
-        ) / raw
-        regular = regular_total / raw
-        excess = (total - regular_total) * kind_weight / raw
+    regular = excess = 0.0
+    if raw > 0.0:
+        total = kappa * math.log1p(raw / kappa)
+        baseline = baseline_raw if baseline_raw > model.baseline_floor else model.baseline_floor
+        if raw <= baseline:  # G is monotone: no burst, one logarithm
+            regular = total / raw
+        else:
+            regular_total = kappa * math.log1p(baseline / kappa)
+            mention = raw - bucket.content
+            kind_weight = (
+                bucket.content * model.content_excess_weight + mention * model.mention_excess_weight
+            ) / raw
+            regular = regular_total / raw
+            excess = (total - regular_total) * kind_weight / raw
     engager_base = max(baseline_engagers, model.engager_baseline_floor)
     new = float(bucket.new_engagers)
-    regular_engagers = min(new, engager_base)
-    burst_engagers = max(0.0, burst_curve(new, kappa) - burst_curve(engager_base, kappa))
-    return DayShare(regular, excess, regular_engagers, burst_engagers * model.engager_excess_weight)
+    if new <= engager_base:
+        return DayShare(regular, excess, new, 0.0)
+    burst_engagers = burst_curve(new, kappa) - burst_curve(engager_base, kappa)
+    return DayShare(regular, excess, engager_base, burst_engagers * model.engager_excess_weight)
+
+
+def _baseline(
+    history: list[float], buckets: list[DayBucket], index: int, span: int
+) -> tuple[float, float]:
+    """Average daily raw total and new engagers over the `span` days before bucket `index`."""
+    day = buckets[index].day
+    first = day - span
+    raw_sum = 0.0
+    engager_sum = 0.0
+    for j in range(0, len(history), 3):
+        if first <= history[j] < day:
+            raw_sum += history[j + 1]
+            engager_sum += history[j + 2]
+    for earlier in buckets[:index]:
+        if earlier.day >= first:
+            raw_sum += earlier.raw
+            engager_sum += earlier.new_engagers
+    return raw_sum / span, engager_sum / span
 
 
 def day_shares(received: ReceivedState, model: Model) -> list[DayShare]:
     """Shares of the open day buckets, each against the average of the previous days (§4)."""
-    span = model.baseline_days
-    history = received.history
+    history, buckets, span = received.history, received.buckets, model.baseline_days
     out: list[DayShare] = []
-    buckets = received.buckets
     for i, bucket in enumerate(buckets):
-        first = bucket.day - span
-        raw_sum = 0.0
-        engager_sum = 0.0
-        for j in range(0, len(history), 3):
-            if first <= history[j] < bucket.day:
-                raw_sum += history[j + 1]
-                engager_sum += history[j + 2]
-        for earlier in buckets[:i]:
-            if earlier.day >= first:
-                raw_sum += earlier.raw
-                engager_sum += earlier.new_engagers
-        out.append(day_share(bucket, raw_sum / span, engager_sum / span, model))
+        if i == 0 and not history:
+            out.append(day_share(bucket, 0.0, 0.0, model))
+        else:
+            out.append(day_share(bucket, *_baseline(history, buckets, i, span), model))
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Mass:
+class Mass(NamedTuple):
     """The components of a user's influence at one event time."""
 
     fast: float
@@ -113,44 +124,55 @@ def read_mass(state: UserState, now: int, model: Model) -> Mass:
         return EMPTY_MASS
     landmark = state.landmark
     clock = state.clock
-    now_day = now // DAY_MS
-    pauses = clock.pauses(now_day, model.grace_days, model.grace_renew_days) if clock.runs else []
-    paused_now = clock.paused_before(now_day, pauses)
+    exp = math.exp
+    if clock.runs:
+        now_day = now // DAY_MS
+        pauses = clock.pauses(now_day, model.grace_days, model.grace_renew_days)
+        paused_now = clock.paused_before(now_day, pauses)
+    else:
+        pauses = []
+        paused_now = clock.folded_paused
     tau_now = now - paused_now * DAY_MS
     fast_rate, slow_rate, burst_rate = model.fast_rate, model.slow_rate, model.burst_rate
-    fast = received.sealed_fast * math.exp(-fast_rate * (tau_now - landmark))
-    slow = received.sealed_slow * math.exp(-slow_rate * (now - landmark))
-    burst_decay = math.exp(-burst_rate * (now - received.burst_ref))
-    burst = received.sealed_burst * burst_decay
-    engagers = received.sealed_engagers + received.sealed_burst_engagers * burst_decay
+    fast = slow = burst = 0.0
+    engagers = received.sealed_engagers
+    if received.sealed_fast:
+        fast = received.sealed_fast * exp(-fast_rate * (tau_now - landmark))
+        slow = received.sealed_slow * exp(-slow_rate * (now - landmark))
+    if received.sealed_burst or received.sealed_burst_engagers:
+        fading = exp(-burst_rate * (now - received.burst_ref))
+        burst = received.sealed_burst * fading
+        engagers += received.sealed_burst_engagers * fading
     for bucket, share in zip(received.buckets, day_shares(received, model), strict=True):
         start = bucket.day * DAY_MS
-        tau_start = start - clock.paused_before(bucket.day, pauses) * DAY_MS
-        fast += share.regular * bucket.fast * math.exp(-fast_rate * (tau_now - tau_start))
-        slow += share.regular * bucket.slow * math.exp(-slow_rate * (now - start))
-        fading = math.exp(-burst_rate * (now - start))
-        burst += share.excess * bucket.burst * fading
-        engagers += share.engagers + share.burst_engagers * fading
+        paused = clock.paused_before(bucket.day, pauses) if pauses else clock.folded_paused
+        tau_start = start - paused * DAY_MS
+        fast += share.regular * bucket.fast * exp(-fast_rate * (tau_now - tau_start))
+        slow += share.regular * bucket.slow * exp(-slow_rate * (now - start))
+        engagers += share.engagers
+        if share.excess or share.burst_engagers:
+            fading = exp(-burst_rate * (now - start))
+            burst += share.excess * bucket.burst * fading
+            engagers += share.burst_engagers * fading
     slow_on_fast_scale = model.slow_floor * slow * model.slow_to_fast
-    total = max(fast, slow_on_fast_scale) + burst
-    share_reciprocal = (
-        min(1.0, received.pair_reciprocal / received.pair_total)
-        if received.pair_total > 0.0
-        else 0.0
-    )
+    total = (fast if fast > slow_on_fast_scale else slow_on_fast_scale) + burst
+    pair_total = received.pair_total
+    share_reciprocal = 0.0
+    if pair_total > 0.0 and received.pair_reciprocal:
+        share_reciprocal = min(1.0, received.pair_reciprocal / pair_total)
     effective = total * (1.0 - share_reciprocal * share_reciprocal)
     effective *= engagers / (engagers + model.shrinkage_prior)
     audience = audience_term(effective, state.followers, model)
     return Mass(
-        fast=fast,
-        slow=slow_on_fast_scale,
-        burst=burst,
-        reciprocal_share=share_reciprocal,
-        engagers=engagers,
-        paused_days=paused_now,
-        effective=effective,
-        audience=audience,
-        z=math.log1p(effective) + audience,
+        fast,
+        slow_on_fast_scale,
+        burst,
+        share_reciprocal,
+        engagers,
+        paused_now,
+        effective,
+        audience,
+        math.log1p(effective) + audience,
     )
 
 

@@ -82,11 +82,8 @@ class Model:
     top_contributors: int
     minute_bucket_ms: int
     scale_knots: tuple[float, ...]
-
-    @property
-    def slow_to_fast(self) -> float:
-        """Puts a slow-decayed sum on the fast sum's scale (a 180-day sum is ~4x a 45-day one)."""
-        return self.slow_rate / self.fast_rate
+    slow_to_fast: float
+    """Puts a slow-decayed sum on the fast sum's scale (a 180-day sum is ~4x a 45-day one)."""
 
 
 def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -185,6 +182,7 @@ def parse_model(text: str) -> Model:
         top_contributors=_integer(state, "top_contributors"),
         minute_bucket_ms=_integer(windows, "minute_bucket_s") * 1000,
         scale_knots=tuple(float(k) for k in knots),
+        slow_to_fast=_number(decay, "fast_half_life_days") / _number(decay, "slow_half_life_days"),
     )
 
 

@@ -1,0 +1,1 @@
+"""On-demand measurements (not tests): run `python -m benchmarks.embedded`."""

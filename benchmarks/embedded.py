@@ -1,0 +1,167 @@
+"""Embedded engine throughput, memory and state size on the Higgs stream, against a baseline.
+
+The baseline is the least a scorer can do: decode each JSON event with orjson and keep one
+forward-decayed counter per target. Both loops read the same v1 JSON lines (the Higgs stream
+converted once), each in its own process so peak RSS is its own; they run one after the other
+in the same invocation, so the ratio is measured side by side.
+
+    python -m benchmarks.embedded [--input HIGGS.gz] [--write docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+DEFAULT_INPUT = Path(__file__).resolve().parents[2] / "shared/data/higgs-activity_time.txt.gz"
+HALF_LIFE_MS = 45 * 86_400_000
+
+
+def convert(higgs: Path, out: Path) -> int:
+    """Writes the Higgs stream as v1 JSON lines; returns the event count."""
+    from pipeline.codec import decode_higgs_line
+    from scoring.events import event_to_dict
+
+    count = 0
+    with gzip.open(higgs, "rb") as lines, out.open("wb") as sink:
+        for number, line in enumerate(lines, 1):
+            event = decode_higgs_line(line, number)
+            sink.write(orjson.dumps(event_to_dict(event)) + b"\n")  # type: ignore[arg-type]
+            count += 1
+    return count
+
+
+def run_model(path: Path) -> dict[str, float]:
+    from pipeline.codec import decode_json_event
+    from pipeline.engine import Engine
+    from scoring import Event, encode_state, load_model
+
+    engine = Engine(load_model())
+    started = time.perf_counter()
+    events = 0
+    with path.open("rb") as lines:
+        for line in lines:
+            event = decode_json_event(line)
+            if isinstance(event, Event):
+                engine.process(event)
+                events += 1
+    seconds = time.perf_counter() - started
+    sizes = [len(encode_state(state)) for state in engine.states.values()]
+    return {
+        "events": events,
+        "seconds": seconds,
+        "events_per_s": events / seconds,
+        "users": len(sizes),
+        "state_bytes_per_user": sum(sizes) / len(sizes),
+        "state_bytes_max": max(sizes),
+        "score_changes": engine.stats.score_changes,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_baseline(path: Path) -> dict[str, float]:
+    rate = math.log(2) / HALF_LIFE_MS
+    counters: dict[str, float] = {}
+    landmark: int | None = None
+    started = time.perf_counter()
+    events = 0
+    exp = math.exp
+    loads = orjson.loads
+    with path.open("rb") as lines:
+        for line in lines:
+            event = loads(line)
+            if landmark is None:
+                landmark = event["ts"]
+            target = event["target"]
+            counters[target] = counters.get(target, 0.0) + exp(rate * (event["ts"] - landmark))
+            events += 1
+    seconds = time.perf_counter() - started
+    return {
+        "events": events,
+        "seconds": seconds,
+        "events_per_s": events / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def child(mode: str, path: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.embedded", "--child", mode, "--json", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def report(model: dict[str, float], baseline: dict[str, float], command: str) -> str:
+    ratio = model["events_per_s"] / baseline["events_per_s"]
+    return "\n".join(
+        [
+            "## Embedded engine on the Higgs stream",
+            "",
+            f"Command: `{command}`  ",
+            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, {platform.platform()}  ",
+            f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            "",
+            "| measure | model (embedded engine) | baseline loop | target |",
+            "|---|---|---|---|",
+            f"| events/s (one core) | {model['events_per_s']:,.0f} | "
+            f"{baseline['events_per_s']:,.0f} | ≥ 100,000 |",
+            f"| ratio model/baseline | {ratio:.3f} | 1 | ≥ 0.333 |",
+            f"| peak RSS | {model['peak_rss_mb']:,.0f} MB | {baseline['peak_rss_mb']:,.0f} MB | |",
+            f"| state bytes per user (avg / max) | {model['state_bytes_per_user']:,.0f} / "
+            f"{model['state_bytes_max']:,.0f} | | ≤ 1,024 avg |",
+            f"| users / events / score changes | {model['users']:,.0f} / {model['events']:,.0f}"
+            f" / {model['score_changes']:,.0f} | | |",
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--input", type=Path, default=DEFAULT_INPUT)
+    parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
+    parser.add_argument("--child", choices=("model", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        run = run_model if args.child == "model" else run_baseline
+        print(json.dumps(run(args.json)))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "higgs.jsonl"
+        convert(args.input, path)
+        baseline = child("baseline", path)
+        model = child("model", path)
+    text = report(
+        model, baseline, "python -m benchmarks.embedded " + " ".join(argv or sys.argv[1:])
+    )
+    print(text)
+    if args.write:
+        existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n\n"
+        start = existing.find("## Embedded engine on the Higgs stream")
+        if start >= 0:
+            end = existing.find("\n## ", start + 3)
+            existing = existing[:start] + existing[end + 1 if end >= 0 else len(existing) :]
+        args.write.write_text(existing.rstrip() + "\n\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,6 +8,7 @@ if this session started it. A broker that cannot be started fails the tests: nev
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from collections.abc import Iterator
@@ -46,6 +47,10 @@ def _output(proc: subprocess.CompletedProcess[str]) -> str:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """``host:port`` of a running Kafka broker."""
+    if importlib.util.find_spec("aiokafka") is None:
+        # Checked here rather than by importing in the test modules, so that a run without the
+        # client (`pytest -m "not kafka"`) still collects; a run that wants Kafka fails.
+        pytest.fail("aiokafka is not installed: pip install -e '.[kafka,test]'", pytrace=False)
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if configured:
         yield configured

@@ -7,6 +7,7 @@ import sys
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
+from pipeline.settings import Settings
 from pipeline.sources import InputError
 from scoring import load_model
 from scoring.errors import ScoringError
@@ -82,6 +83,40 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: value
+        for name, value in (
+            ("model_path", getattr(args, "model", None)),
+            ("app_id", getattr(args, "app_id", None)),
+            ("web_port", getattr(args, "web_port", None)),
+            ("data_dir", getattr(args, "data_dir", None)),
+            ("partitions", getattr(args, "partitions", None)),
+        )
+        if value is not None
+    }
+    return Settings.from_env(**overrides)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from pipeline.worker import run_worker
+
+    return run_worker(_settings(args), loglevel=args.loglevel)
+
+
+def _cmd_topics(args: argparse.Namespace) -> int:
+    from pipeline.topics_admin import run_create_topics
+
+    settings = _settings(args)
+    created = run_create_topics(settings)
+    print(
+        f"created {len(created)} topics ({', '.join(created) or 'all existed'}) with "
+        f"{settings.partitions} partitions on {settings.bootstrap_servers}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="influence",
@@ -137,6 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--model", metavar="FILE", help="base model (default: bundled v1)")
     cal.add_argument("--format", choices=("auto", "jsonl", "higgs"), default="auto")
     cal.set_defaults(run=_cmd_calibrate)
+
+    worker = commands.add_parser(
+        "worker", help="run a Faust worker (Kafka from KAFKA_BOOTSTRAP_SERVERS, INFLUENCE_*)"
+    )
+    worker.add_argument("--model", metavar="FILE", help="model file (default: bundled v1)")
+    worker.add_argument("--app-id", help="consumer group / state namespace")
+    worker.add_argument("--web-port", type=int, help="port of this worker's web server")
+    worker.add_argument("--data-dir", help="where RocksDB tables live")
+    worker.add_argument("--loglevel", default="info")
+    worker.set_defaults(run=_cmd_worker)
+
+    topics = commands.add_parser("topics", help="manage the pipeline's Kafka topics")
+    topics.add_argument("action", choices=("create",))
+    topics.add_argument("--partitions", type=int, help="partitions per topic")
+    topics.set_defaults(run=_cmd_topics)
     return parser
 
 

@@ -1,0 +1,119 @@
+"""One frozen settings object for the Kafka pipeline, read from the environment.
+
+Every knob an operator sets lives here, with its environment variable, so a deployment is
+described by its environment alone (12-factor). Secrets are kept out of ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+PREFIX = "INFLUENCE_"
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Kafka topic names (INTERFACES.md defaults)."""
+
+    tweets: str = "tweets"
+    retweets: str = "retweets"
+    mentions: str = "mentions"
+    control: str = "influence-control"
+    engagements: str = "influence-engagements"
+    """Repartition topic: engagements keyed by target."""
+    score_changes: str = "score-changes"
+    dead_letter: str = "influence-dead-letter"
+
+    @property
+    def inputs(self) -> tuple[str, str, str]:
+        return (self.tweets, self.retweets, self.mentions)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Settings of a worker; `from_env` reads ``INFLUENCE_<NAME>`` for each field."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """From KAFKA_BOOTSTRAP_SERVERS (or INFLUENCE_BOOTSTRAP_SERVERS)."""
+    app_id: str = "influence"
+    """Consumer group and state namespace; a shadow model runs under another id."""
+    partitions: int = 4
+    """Partitions of every co-partitioned topic (inputs, control, repartition, changelog)."""
+    replication: int = 1
+    processing_guarantee: str = "exactly_once"
+    """exactly_once (Kafka transactions) or at_least_once (exact too: per-source offset guard)."""
+    store: str = "rocksdb://"
+    """Table store: rocksdb:// for workers, memory:// for tests."""
+    data_dir: str = "./influence-data"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    model_path: str | None = None
+    """Model file; the bundled v1 when unset."""
+    security_protocol: str = "PLAINTEXT"
+    """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    session_timeout_s: float = 6.0
+    """Short session/rebalance timeouts: a worker joins in seconds, not a minute."""
+    heartbeat_interval_s: float = 1.0
+    max_event_bytes: int = 64 * 1024
+    topics: Topics = field(default_factory=Topics)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``INFLUENCE_*`` variables (topic names: ``INFLUENCE_TOPIC_<NAME>``)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "topics":
+                continue
+            raw = env.get(PREFIX + f.name.upper())
+            if f.name == "bootstrap_servers":
+                raw = env.get("KAFKA_BOOTSTRAP_SERVERS", raw)
+            if raw is None:
+                continue
+            default = f.default
+            if isinstance(default, bool):
+                values[f.name] = raw.lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif isinstance(default, float):
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        topic_names = {
+            t.name: env[PREFIX + "TOPIC_" + t.name.upper()]
+            for t in fields(Topics)
+            if PREFIX + "TOPIC_" + t.name.upper() in env
+        }
+        settings = cls(**values, topics=Topics(**topic_names))
+        settings = replace(settings, **overrides) if overrides else settings
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.processing_guarantee not in ("exactly_once", "at_least_once"):
+            raise ValueError("processing_guarantee must be exactly_once or at_least_once")
+        if self.partitions < 1:
+            raise ValueError("partitions must be at least 1")
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options for aiokafka clients (admin, producers, consumers)."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password
+        if self.ssl_cafile:
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+        return options

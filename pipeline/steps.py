@@ -1,0 +1,221 @@
+"""The two halves of partitioned processing, as the Kafka agents run them (§12).
+
+`actor_step` runs in the partition of the event's actor, `target_step` in the partition of the
+engagement's target; an `Engagement` travels between them on the repartition topic. Both are
+synchronous: an agent calls one per message, between its awaits, so the user cache is never
+seen half-updated.
+
+Each stored user carries, per source partition, the offset of the last message applied to it.
+A redelivered message (a crash before the offset commit, a rebalance) is recognised and skipped,
+so counters stay exact even under at-least-once delivery; engagements carry the position of the
+event that caused them, so a re-sent engagement is recognised by its target too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+
+import orjson
+
+from scoring import (
+    Engagement,
+    Event,
+    Model,
+    ScoreChange,
+    UserState,
+    apply_action,
+    apply_engagement,
+    detect_change,
+    new_user_state,
+)
+from scoring.acting import DUPLICATE, SELF
+from scoring.errors import StateError
+from scoring.model import DAY_MS
+from scoring.state import state_from_row, state_to_row
+
+STORED_LAYOUT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a message came from: input topic index (or engagement origin), partition, offset."""
+
+    topic: int
+    partition: int
+    offset: int
+
+    def key(self, side: str) -> str:
+        return f"{side}{self.topic}:{self.partition}"
+
+
+@dataclass(slots=True)
+class Stored:
+    """A user's state plus the last applied offset per source partition."""
+
+    state: UserState
+    positions: dict[str, int] = field(default_factory=dict)
+
+    def seen(self, key: str, offset: int) -> bool:
+        return self.positions.get(key, -1) >= offset
+
+
+def encode_stored(stored: Stored) -> bytes:
+    return orjson.dumps([STORED_LAYOUT, stored.positions, state_to_row(stored.state)])
+
+
+def decode_stored(data: bytes) -> Stored:
+    try:
+        layout, positions, row = orjson.loads(data)
+    except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        raise StateError(f"stored user is not a [layout, positions, state] array: {exc}") from exc
+    if layout != STORED_LAYOUT:
+        raise StateError(f"unknown stored-user layout {layout!r}")
+    return Stored(state_from_row(row), positions)
+
+
+def encode_engagement(engagement: Engagement, origin: Position) -> bytes:
+    return orjson.dumps([*engagement, origin.topic, origin.partition, origin.offset])
+
+
+def decode_engagement(data: bytes) -> tuple[Engagement, Position]:
+    fields_ = orjson.loads(data)
+    *values, topic, partition, offset = fields_
+    values[-1] = tuple(values[-1])  # ref_hashtags
+    return Engagement(*values), Position(topic, partition, offset)
+
+
+class UserCache:
+    """Decoded users over a key-value table of encoded ones (a Faust table in workers).
+
+    Every change is written back at once, so the table (and its changelog) always holds what
+    the cache holds; the cache only saves decoding. Clear it when partitions move.
+    """
+
+    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+        self.table = table
+        self.users: dict[str, Stored] = {}
+
+    def get(self, user: str, ts: int) -> Stored:
+        stored = self.users.get(user)
+        if stored is None:
+            data = self.table.get(user.encode())
+            stored = decode_stored(data) if data is not None else Stored(new_user_state(ts))
+            self.users[user] = stored
+        return stored
+
+    def peek(self, user: str) -> Stored | None:
+        stored = self.users.get(user)
+        if stored is None:
+            data = self.table.get(user.encode())
+            if data is None:
+                return None
+            stored = self.users[user] = decode_stored(data)
+        return stored
+
+    def put(self, user: str, stored: Stored) -> None:
+        self.table[user.encode()] = encode_stored(stored)
+
+    def forget(self, user: str) -> bool:
+        """Removes the user everywhere in this store; True if there was anything to remove."""
+        existed = self.users.pop(user, None) is not None
+        key = user.encode()
+        if key in self.table:
+            del self.table[key]
+            existed = True
+        return existed
+
+    def clear(self) -> None:
+        self.users.clear()
+
+
+@dataclass(slots=True)
+class ActorOutput:
+    duplicate: bool = False
+    self_engagement: bool = False
+    engagement: Engagement | None = None
+    changes: list[ScoreChange] = field(default_factory=list)
+
+
+def actor_step(cache: UserCache, event: Event, origin: Position, model: Model) -> ActorOutput:
+    """Applies an input event where its actor's state lives."""
+    stored = cache.get(event.actor, event.ts)
+    key = origin.key("a")
+    if stored.seen(key, origin.offset):
+        return ActorOutput(duplicate=True)
+    result = apply_action(stored.state, event, model)
+    stored.positions[key] = origin.offset
+    cache.put(event.actor, stored)
+    out = ActorOutput(
+        duplicate=result.outcome == DUPLICATE,
+        self_engagement=result.outcome == SELF,
+        engagement=result.engagement,
+    )
+    cause = result.actor_score_cause
+    if cause is not None and stored.state.received is not None:
+        change = detect_change(event.actor, stored.state, stored.state.last_ts, model, cause)
+        if change is not None:
+            out.changes.append(change)
+            cache.put(event.actor, stored)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TargetOutput:
+    duplicate: bool = False
+    change: ScoreChange | None = None
+
+
+def target_step(
+    cache: UserCache, engagement: Engagement, origin: Position, model: Model
+) -> TargetOutput:
+    """Applies an engagement where its target's state lives."""
+    stored = cache.get(engagement.target, engagement.ts)
+    key = origin.key("t")
+    if stored.seen(key, origin.offset):
+        return TargetOutput(duplicate=True)
+    apply_engagement(stored.state, engagement, model)
+    stored.positions[key] = origin.offset
+    state = stored.state
+    change = detect_change(engagement.target, state, state.last_ts, model, "engagement")
+    cache.put(engagement.target, stored)
+    return TargetOutput(change=change)
+
+
+@dataclass(slots=True)
+class DecayClock:
+    """Stream time of one partition and the users there whose score may decay by a point.
+
+    When the partition's event time crosses a UTC day boundary, every watched user is
+    re-evaluated at the boundary: a score that fell by the threshold gets a decay-only event.
+    """
+
+    now: int | None = None
+    watch: dict[str, None] = field(default_factory=dict)
+
+    def note(self, change: ScoreChange, model: Model) -> None:
+        if change.score >= model.decay_check_min_score:
+            self.watch[change.user] = None
+        else:
+            self.watch.pop(change.user, None)
+
+    def advance(self, ts: int, cache: UserCache, model: Model) -> list[tuple[ScoreChange, int]]:
+        """Moves stream time to `ts`; returns (decay change, day) pairs for boundaries crossed."""
+        out: list[tuple[ScoreChange, int]] = []
+        if self.now is None or ts <= self.now:
+            self.now = ts if self.now is None else self.now
+            return out
+        first_day = self.now // DAY_MS + 1
+        self.now = ts
+        for day in range(first_day, ts // DAY_MS + 1):
+            for user in list(self.watch):
+                stored = cache.peek(user)
+                if stored is None:
+                    self.watch.pop(user, None)
+                    continue
+                change = detect_change(user, stored.state, day * DAY_MS, model, "decay")
+                if change is not None:
+                    cache.put(user, stored)
+                    self.note(change, model)
+                    out.append((change, day))
+        return out

@@ -1,0 +1,263 @@
+"""Driving real workers against the real broker: processes, producing, waiting, reading back.
+
+Each test gets its own app id and topic names, so tests sharing one broker never see each
+other's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from pipeline.settings import Topics
+from pipeline.steps import Stored, decode_stored
+from scoring import Event
+from scoring.events import event_to_dict
+
+_PORTS = itertools.count(16100)
+KIND_TOPIC = {
+    "tweet": "tweets",
+    "quote": "tweets",
+    "reply": "tweets",
+    "retweet": "retweets",
+    "mention": "mentions",
+}
+
+
+@dataclass
+class Deployment:
+    """One isolated pipeline deployment: its app id, topics and partition count."""
+
+    bootstrap: str
+    name: str
+    partitions: int
+    guarantee: str = "exactly_once"
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(
+            **{
+                f: f"{self.name}-{getattr(Topics(), f)}"
+                for f in (
+                    "tweets",
+                    "retweets",
+                    "mentions",
+                    "control",
+                    "engagements",
+                    "score_changes",
+                    "dead_letter",
+                )
+            }
+        )
+
+    def env(self) -> dict[str, str]:
+        topics = self.topics
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "INFLUENCE_APP_ID": self.name,
+            "INFLUENCE_PARTITIONS": str(self.partitions),
+            "INFLUENCE_STORE": "memory://",
+            "INFLUENCE_PROCESSING_GUARANTEE": self.guarantee,
+        }
+        for name in (
+            "tweets",
+            "retweets",
+            "mentions",
+            "control",
+            "engagements",
+            "score_changes",
+            "dead_letter",
+        ):
+            env[f"INFLUENCE_TOPIC_{name.upper()}"] = getattr(topics, name)
+        return env
+
+    def create_topics(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "topics", "create"],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start_worker(self, tmp: Path) -> WorkerProcess:
+        port = next(_PORTS)
+        log = tmp / f"worker-{port}.log"
+        env = {
+            **self.env(),
+            "INFLUENCE_WEB_PORT": str(port),
+            "INFLUENCE_DATA_DIR": str(tmp / f"data-{port}"),
+        }
+        handle = log.open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "worker", "--loglevel", "warning"],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        worker = WorkerProcess(process, log)
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    @property
+    def changelog(self) -> str:
+        return f"{self.name}-users-changelog"
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill9(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+async def produce_events(bootstrap: str, topics: Topics, events: Iterable[Event]) -> int:
+    names = {"tweets": topics.tweets, "retweets": topics.retweets, "mentions": topics.mentions}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    count = 0
+    try:
+        for event in events:
+            await producer.send(
+                names[KIND_TOPIC[event.kind]],
+                key=event.actor.encode(),
+                value=orjson.dumps(event_to_dict(event)),
+            )
+            count += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return count
+
+
+async def produce_raw(
+    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes | None]]
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send(topic, key=key, value=value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _lag(bootstrap: str, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        ends = await consumer.end_offsets(tps)
+        return {tp: ends[tp] - max(0, committed[tp].offset if tp in committed else 0) for tp in tps}
+    finally:
+        await admin.close()
+        await consumer.stop()
+
+
+def wait_until_processed(deployment: Deployment, timeout: float = 240.0) -> None:
+    """Until every input is consumed and the repartition topic is drained.
+
+    Each transactional producer (one per source partition) leaves a commit marker after its last
+    message in a repartition partition, so a drained partition may show a lag of up to one per
+    source partition; the lag must also stay unchanged for a few polls.
+    """
+    topics = deployment.topics
+    inputs = [TopicPartition(t, p) for t in topics.inputs for p in range(deployment.partitions)]
+    internal = [TopicPartition(topics.engagements, p) for p in range(deployment.partitions)]
+    deadline = time.monotonic() + timeout
+    previous: dict[TopicPartition, int] | None = None
+    stable = 0
+    while time.monotonic() < deadline:
+        lag = asyncio.run(_lag(deployment.bootstrap, deployment.name, inputs + internal))
+        done = all(lag[tp] == 0 for tp in inputs) and all(
+            0 <= lag[tp] <= deployment.partitions for tp in internal
+        )
+        stable = stable + 1 if done and lag == previous else 0
+        if stable >= 3:
+            return
+        previous = lag
+        for worker in deployment.workers:
+            if not worker.alive():
+                raise AssertionError(f"a worker died:\n{worker.tail()}")
+        time.sleep(2.0)
+    logs = "\n".join(w.tail() for w in deployment.workers)
+    raise AssertionError(f"not processed within {timeout}s; lag {previous}\n{logs}")
+
+
+async def _read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None, int]]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list[tuple[bytes | None, bytes | None, int]] = []
+    try:
+        idle = 0
+        while idle < 2:
+            batch = await consumer.getmany(timeout_ms=1500)
+            if not batch:
+                idle += 1
+                continue
+            idle = 0
+            for _, messages in sorted(batch.items(), key=lambda kv: kv[0].partition):
+                out.extend((m.key, m.value, m.partition) for m in messages)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None, int]]:
+    return asyncio.run(_read_topic(bootstrap, topic))
+
+
+def read_users(deployment: Deployment) -> dict[str, Stored]:
+    """Final user states, from the table's changelog (last value per key wins)."""
+    latest: dict[bytes, bytes | None] = {}
+    for key, value, _ in read_topic(deployment.bootstrap, deployment.changelog):
+        assert key is not None
+        latest[key] = value
+    return {k.decode(): decode_stored(v) for k, v in latest.items() if v is not None}

@@ -1,0 +1,193 @@
+"""The Faust pipeline on the real broker agrees with the embedded engine, survives kill -9,
+dead-letters bad input and forgets users."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import itertools
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.codec import decode_higgs_line
+from pipeline.engine import Engine
+from scoring import Event, Model, read_mass, score_of
+from tests.integration.pipeline_kit import (
+    Deployment,
+    produce_events,
+    produce_raw,
+    read_topic,
+    read_users,
+    wait_until_processed,
+)
+
+SLICE = 50_000
+
+
+@pytest.fixture(scope="module")
+def higgs_slice(higgs: Path) -> list[Event]:
+    events = []
+    with gzip.open(higgs, "rb") as lines:
+        for number, line in enumerate(itertools.islice(lines, SLICE), 1):
+            event = decode_higgs_line(line, number)
+            assert isinstance(event, Event)
+            events.append(event)
+    return events
+
+
+@pytest.fixture(scope="module")
+def embedded(higgs_slice: list[Event], model: Model) -> Engine:
+    engine = Engine(model)
+    for event in higgs_slice:
+        engine.process(event)
+    return engine
+
+
+@pytest.fixture
+def deploy(kafka_bootstrap: str, tmp_path: Path) -> Iterator[object]:
+    made: list[Deployment] = []
+
+    def make(partitions: int, guarantee: str = "exactly_once") -> Deployment:
+        name = f"t{uuid.uuid4().hex[:10]}"
+        deployment = Deployment(kafka_bootstrap, name, partitions, guarantee)
+        deployment.create_topics()
+        made.append(deployment)
+        return deployment
+
+    yield make
+    for deployment in made:
+        deployment.stop_all()
+
+
+def assert_same_as_embedded(deployment: Deployment, engine: Engine, model: Model) -> None:
+    users = read_users(deployment)
+    assert engine.now is not None
+    at = engine.now
+    assert set(users) == set(engine.states)
+    for user, state in engine.states.items():
+        stored = users[user].state
+        expected = state.received.counts if state.received else None
+        actual = stored.received.counts if stored.received else None
+        assert actual == expected, user
+        embedded_score = score_of(read_mass(state, at, model), model)
+        kafka_score = score_of(read_mass(stored, at, model), model)
+        assert abs(kafka_score - embedded_score) <= 0.01, (user, kafka_score, embedded_score)
+
+
+def test_one_worker_matches_the_embedded_engine(
+    deploy, higgs_slice: list[Event], embedded: Engine, model: Model, tmp_path: Path
+) -> None:
+    deployment = deploy(4)
+    deployment.start_worker(tmp_path)
+    started = time.monotonic()
+    asyncio.run(produce_events(deployment.bootstrap, deployment.topics, higgs_slice))
+    wait_until_processed(deployment)
+    print(f"one worker: {len(higgs_slice)} events in {time.monotonic() - started:.1f}s")
+    assert_same_as_embedded(deployment, embedded, model)
+
+
+def test_two_workers_on_four_partitions_match_the_embedded_engine(
+    deploy, higgs_slice: list[Event], embedded: Engine, model: Model, tmp_path: Path
+) -> None:
+    deployment = deploy(4)
+    deployment.start_worker(tmp_path)
+    deployment.start_worker(tmp_path)
+    time.sleep(8)  # both join the group before the stream starts
+    asyncio.run(produce_events(deployment.bootstrap, deployment.topics, higgs_slice))
+    wait_until_processed(deployment)
+    assert_same_as_embedded(deployment, embedded, model)
+
+
+def test_kill_9_mid_stream_loses_and_duplicates_nothing(
+    deploy, higgs_slice: list[Event], embedded: Engine, model: Model, tmp_path: Path
+) -> None:
+    deployment = deploy(4)
+    worker = deployment.start_worker(tmp_path)
+    asyncio.run(produce_events(deployment.bootstrap, deployment.topics, higgs_slice))
+    deadline = time.monotonic() + 120
+    while len(read_topic(deployment.bootstrap, deployment.changelog)) < 20_000:
+        assert time.monotonic() < deadline, worker.tail()
+        time.sleep(1)
+    worker.kill9()
+    deployment.start_worker(tmp_path)
+    wait_until_processed(deployment)
+    assert_same_as_embedded(deployment, embedded, model)
+    # Each user's last score-change event agrees with that user's final state.
+    last: dict[str, float] = {}
+    for key, value, _ in read_topic(deployment.bootstrap, deployment.topics.score_changes):
+        if key is not None and value is not None:
+            last[key.decode()] = orjson.loads(value)["score"]
+    users = read_users(deployment)
+    for user, score in last.items():
+        state = users[user].state
+        published = state.published
+        assert published is not None and abs(published - score) < model.change_threshold, user
+
+
+def test_malformed_messages_are_dead_lettered_and_valid_ones_kept(
+    deploy, model: Model, tmp_path: Path
+) -> None:
+    deployment = deploy(2)
+    deployment.start_worker(tmp_path)
+    topic = deployment.topics.retweets
+    good = [
+        (b"a", b'{"id":"1","kind":"retweet","ts":1735689600000,"actor":"a","target":"b"}'),
+        (b"c", b'{"id":"2","kind":"retweet","ts":1735689601000,"actor":"c","target":"b"}'),
+    ]
+    bad = [
+        (b"x", b"{not json"),
+        (b"x", b'{"id":"3","kind":"retweet","ts":"soon","actor":"x","target":"b"}'),
+        (b"x", b'{"id":"4","kind":"poke","ts":1735689600000,"actor":"x","target":"b"}'),
+        (b"x", b'{"id":"5","kind":"mention","ts":1735689600000,"actor":"x"}'),
+        (
+            b"x",
+            b'{"id":"6","kind":"tweet","ts":1735689600000,"actor":"x","hashtags":["'
+            + b"y" * 70_000
+            + b'"]}',
+        ),
+        (b"y", b'{"id":"7","kind":"retweet","ts":1735689600000,"actor":"x","target":"b"}'),
+    ]
+    asyncio.run(produce_raw(deployment.bootstrap, topic, [good[0], *bad, good[1]]))
+    wait_until_processed(deployment)
+    letters = [
+        orjson.loads(v)
+        for _, v, _ in read_topic(deployment.bootstrap, deployment.topics.dead_letter)
+    ]
+    assert sorted(d["reason"] for d in letters) == sorted(
+        ["bad_json", "wrong_type", "unknown_kind", "missing_field", "oversize", "key_mismatch"]
+    )
+    for letter in letters:
+        assert letter["source"] == topic and letter["partition"] is not None
+        assert isinstance(letter["position"], int) and letter["detail"]
+    users = read_users(deployment)
+    received = users["b"].state.received
+    assert received is not None and received.counts[0] == 2
+    assert all(w.alive() for w in deployment.workers)
+
+
+def test_forget_removes_the_user_and_emits_a_tombstone(
+    deploy, model: Model, tmp_path: Path
+) -> None:
+    deployment = deploy(2)
+    deployment.start_worker(tmp_path)
+    events = [Event(f"f{i}", "retweet", 1735689600000 + i, f"fan{i}", "star") for i in range(5)] + [
+        Event("s1", "tweet", 1735689600100, "star")
+    ]
+    asyncio.run(produce_events(deployment.bootstrap, deployment.topics, events))
+    wait_until_processed(deployment)
+    assert "star" in read_users(deployment)
+    forget = orjson.dumps({"kind": "forget", "user": "star", "ts": 1735689700000})
+    asyncio.run(produce_raw(deployment.bootstrap, deployment.topics.control, [(b"star", forget)]))
+    deadline = time.monotonic() + 60
+    while "star" in read_users(deployment):
+        assert time.monotonic() < deadline, deployment.workers[0].tail()
+        time.sleep(1)
+    changes = read_topic(deployment.bootstrap, deployment.topics.score_changes)
+    star = [value for key, value, _ in changes if key == b"star"]
+    assert star and star[-1] is None  # the tombstone comes last
+    assert "fan0" in read_users(deployment)

@@ -60,13 +60,10 @@ def selectivity(count_today: int, model: Model) -> float:
 
 def automation(rate_per_hour: float, model: Model) -> float:
     """b_a: 1 up to the free rate, then linearly down to the minimum at the full rate."""
-    free, full, low = (
-        model.automation_free_per_hour,
-        model.automation_full_per_hour,
-        model.automation_min_factor,
-    )
+    free = model.automation_free_per_hour
     if rate_per_hour <= free:
         return 1.0
+    full, low = model.automation_full_per_hour, model.automation_min_factor
     if rate_per_hour >= full:
         return low
     return 1.0 - (1.0 - low) * (rate_per_hour - free) / (full - free)
@@ -133,54 +130,60 @@ def _evict_out_pairs(acting: ActingState, keep: int) -> None:
     acting.out_pairs = dict(ranked[:keep])
 
 
+_DUPLICATE_RESULT = ActionResult(DUPLICATE)
+_SELF_RESULT = ActionResult(SELF)
+
+
 def apply_action(state: UserState, event: Event, model: Model) -> ActionResult:
     """Applies `event` to its actor's `state` and returns the engagement to send on, if any."""
+    event_id, kind, ts, actor, target, _, ref_tweet_id, hashtags, ref_hashtags, followers = event
     acting = state.acting
     if acting is None:
         acting = state.acting = ActingState()
-    if event.id in acting.recent_ids:
-        return ActionResult(DUPLICATE)
-    acting.recent_ids.append(event.id)
-    if len(acting.recent_ids) > model.dedup_ids:
-        del acting.recent_ids[0]
-    target = event.target
-    if target == event.actor:
-        return ActionResult(SELF)
-    ts = event.ts
+    recent_ids = acting.recent_ids
+    if event_id in recent_ids:
+        return _DUPLICATE_RESULT
+    recent_ids.append(event_id)
+    if len(recent_ids) > model.dedup_ids:
+        del recent_ids[0]
+    if target == actor:
+        return _SELF_RESULT
     day = ts // DAY_MS
     state.clock.record_action(day, model.max_action_runs, model.grace_days, model.grace_renew_days)
     if ts > state.last_ts:
         state.last_ts = ts
     audience_changed = False
-    if event.followers is not None and ts >= state.followers_ts:
-        audience_changed = event.followers != state.followers
-        state.followers, state.followers_ts = event.followers, ts
+    if followers is not None and ts >= state.followers_ts:
+        audience_changed = followers != state.followers
+        state.followers, state.followers_ts = followers, ts
     topics_changed = False
-    if event.hashtags and event.kind in _TOPIC_KINDS:
-        record_own_tweet(state.topics, event.hashtags, day, model)
+    if hashtags and kind in _TOPIC_KINDS:
+        record_own_tweet(state.topics, hashtags, day, model)
         topics_changed = True
     if target is None:
-        return ActionResult(OWN, topics_changed=topics_changed, audience_changed=audience_changed)
-    source = SOURCE_FOR_KIND[event.kind]
-    kind = ENGAGEMENT_KIND_INDEX[event.kind]
+        return ActionResult(OWN, None, False, topics_changed, audience_changed)
+    source = SOURCE_FOR_KIND[kind]
+    kind_index = ENGAGEMENT_KIND_INDEX[kind]
     count_today = _count_day(acting, source, day)
     rate = _hourly_rate(acting, source, ts)
     pair, reciprocity_changed = _engage_pair(state, acting, target, source, ts, model)
-    engagement = Engagement(
-        id=event.id,
-        kind=kind,
-        ts=ts,
-        actor=event.actor,
-        target=target,
-        weight=model.kind_weights[kind],
-        selectivity=selectivity(count_today, model),
-        pair=pair,
-        automation=automation(rate, model),
-        ref_tweet_id=event.ref_tweet_id,
-        ref_hashtags=event.ref_hashtags,
+    engagement = Engagement._make(
+        (
+            event_id,
+            kind_index,
+            ts,
+            actor,
+            target,
+            model.kind_weights[kind_index],
+            selectivity(count_today, model),
+            pair,
+            automation(rate, model),
+            ref_tweet_id,
+            ref_hashtags,
+        )
     )
-    return ActionResult(
-        ENGAGEMENT, engagement, reciprocity_changed, topics_changed, audience_changed
+    return ActionResult._make(
+        (ENGAGEMENT, engagement, reciprocity_changed, topics_changed, audience_changed)
     )
 
 

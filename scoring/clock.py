@@ -27,19 +27,25 @@ class GraceClock:
     """First day of the grace period in force after the folded silences."""
     budget: int = 0
     """Grace days left in that period after the folded silences."""
+    cached_pauses: tuple[int, int, int, list[tuple[int, int]]] | None = field(
+        default=None, compare=False, repr=False
+    )
+    """Derived, not stored: the last ``pauses`` answer after its arguments. Every read of the
+    user's mass asks for it, and it only changes when a day is added or time passes."""
 
     def record_action(self, day: int, max_runs: int, grace_days: int, renew_days: int) -> bool:
         """Marks `day` as a day with an own action; True if that changed the clock."""
         runs = self.runs
         if runs and runs[-1] >= day - 1 and runs[-2] <= day:
-            if runs[-1] == day - 1:
-                runs[-1] = day
-                return True
             if runs[-1] >= day:
                 return False
+            runs[-1] = day
+            self.cached_pauses = None
+            return True
         changed = _insert_day(runs, day)
         while len(runs) > 2 * max_runs:
             self._fold_first_silence(grace_days, renew_days)
+        self.cached_pauses = None
         return changed
 
     def _fold_first_silence(self, grace_days: int, renew_days: int) -> None:
@@ -52,6 +58,14 @@ class GraceClock:
 
     def pauses(self, until_day: int, grace_days: int, renew_days: int) -> list[tuple[int, int]]:
         """Paused day ranges ``(first, end_exclusive)`` among whole days before `until_day`."""
+        cached = self.cached_pauses
+        if (
+            cached is not None
+            and cached[0] == until_day
+            and cached[1] == grace_days
+            and cached[2] == renew_days
+        ):
+            return cached[3]
         out: list[tuple[int, int]] = []
         runs = self.runs
         period, budget = self.period_start, self.budget
@@ -66,6 +80,7 @@ class GraceClock:
             )
             if paused:
                 out.append((start, start + paused))
+        self.cached_pauses = (until_day, grace_days, renew_days, out)
         return out
 
     def paused_before(self, day: int, pauses: list[tuple[int, int]]) -> int:

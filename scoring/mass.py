@@ -51,7 +51,8 @@ def day_share(
             ) / raw
             regular = regular_total / raw
             excess = (total - regular_total) * kind_weight / raw
-    engager_base = max(baseline_engagers, model.engager_baseline_floor)
+    floor = model.engager_baseline_floor
+    engager_base = baseline_engagers if baseline_engagers > floor else floor
     new = float(bucket.new_engagers)
     if new <= engager_base:
         return DayShare(regular, excess, new, 0.0)
@@ -78,16 +79,38 @@ def _baseline(
     return raw_sum / span, engager_sum / span
 
 
+class ShareCache(NamedTuple):
+    """What the open days' shares need that only changes when an older day changes.
+
+    Engagements arrive almost always on the newest open day, whose baseline depends only on the
+    days before it: the older days' shares and the newest day's baseline are computed once per
+    change of the older days (``ReceivedState.shares``), not on every read.
+    """
+
+    older: list[DayShare]
+    """Shares of every open day but the newest."""
+    newest_baseline: tuple[float, float]
+    """The newest day's baseline: average raw total and new engagers of the days before it."""
+
+
+def _share_cache(received: ReceivedState, model: Model) -> ShareCache:
+    history, buckets, span = received.history, received.buckets, model.baseline_days
+    older = [
+        day_share(bucket, *_baseline(history, buckets, i, span), model)
+        for i, bucket in enumerate(buckets[:-1])
+    ]
+    return ShareCache(older, _baseline(history, buckets, len(buckets) - 1, span))
+
+
 def day_shares(received: ReceivedState, model: Model) -> list[DayShare]:
     """Shares of the open day buckets, each against the average of the previous days (§4)."""
-    history, buckets, span = received.history, received.buckets, model.baseline_days
-    out: list[DayShare] = []
-    for i, bucket in enumerate(buckets):
-        if i == 0 and not history:
-            out.append(day_share(bucket, 0.0, 0.0, model))
-        else:
-            out.append(day_share(bucket, *_baseline(history, buckets, i, span), model))
-    return out
+    buckets = received.buckets
+    if not buckets:
+        return []
+    cache = received.shares
+    if cache is None:
+        cache = received.shares = _share_cache(received, model)
+    return [*cache.older, day_share(buckets[-1], *cache.newest_baseline, model)]
 
 
 class Mass(NamedTuple):
@@ -143,17 +166,19 @@ def read_mass(state: UserState, now: int, model: Model) -> Mass:
         fading = exp(-burst_rate * (now - received.burst_ref))
         burst = received.sealed_burst * fading
         engagers += received.sealed_burst_engagers * fading
-    for bucket, share in zip(received.buckets, day_shares(received, model), strict=True):
+    for bucket, (regular, excess, new_engagers, burst_engagers) in zip(
+        received.buckets, day_shares(received, model), strict=True
+    ):
         start = bucket.day * DAY_MS
         paused = clock.paused_before(bucket.day, pauses) if pauses else clock.folded_paused
         tau_start = start - paused * DAY_MS
-        fast += share.regular * bucket.fast * exp(-fast_rate * (tau_now - tau_start))
-        slow += share.regular * bucket.slow * exp(-slow_rate * (now - start))
-        engagers += share.engagers
-        if share.excess or share.burst_engagers:
+        fast += regular * bucket.fast * exp(-fast_rate * (tau_now - tau_start))
+        slow += regular * bucket.slow * exp(-slow_rate * (now - start))
+        engagers += new_engagers
+        if excess or burst_engagers:
             fading = exp(-burst_rate * (now - start))
-            burst += share.excess * bucket.burst * fading
-            engagers += share.burst_engagers * fading
+            burst += excess * bucket.burst * fading
+            engagers += burst_engagers * fading
     slow_on_fast_scale = model.slow_floor * slow * model.slow_to_fast
     total = (fast if fast > slow_on_fast_scale else slow_on_fast_scale) + burst
     pair_total = received.pair_total
@@ -162,17 +187,21 @@ def read_mass(state: UserState, now: int, model: Model) -> Mass:
         share_reciprocal = min(1.0, received.pair_reciprocal / pair_total)
     effective = total * (1.0 - share_reciprocal * share_reciprocal)
     effective *= engagers / (engagers + model.shrinkage_prior)
-    audience = audience_term(effective, state.followers, model)
-    return Mass(
-        fast,
-        slow_on_fast_scale,
-        burst,
-        share_reciprocal,
-        engagers,
-        paused_now,
-        effective,
-        audience,
-        math.log1p(effective) + audience,
+    followers = state.followers
+    audience = 0.0 if followers is None else audience_term(effective, followers, model)
+    z = math.log1p(effective) + audience
+    return Mass._make(
+        (
+            fast,
+            slow_on_fast_scale,
+            burst,
+            share_reciprocal,
+            engagers,
+            paused_now,
+            effective,
+            audience,
+            z,
+        )
     )
 
 

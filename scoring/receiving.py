@@ -24,41 +24,39 @@ def apply_engagement(state: UserState, engagement: Engagement, model: Model) -> 
     received = state.received
     if received is None:
         received = state.received = ReceivedState(burst_ref=state.landmark)
-    ts = engagement.ts
-    kind = engagement.kind
-    contribution = engagement.contribution
+    _, kind, ts, actor, _, weight, selectivity, pair, automation, tweet_id, tags = engagement
+    contribution = weight * selectivity * pair * automation
     day = ts // DAY_MS
-    start = day * DAY_MS
-    bucket = _bucket_for(state, received, day, model)
+    buckets = received.buckets
+    if buckets and buckets[-1].day == day:
+        bucket: DayBucket | None = buckets[-1]
+    else:
+        bucket = _bucket_for(state, received, day, model)
+    exp = math.exp
     if bucket is not None:
         bucket.raw += contribution
         if kind != _MENTION:
             bucket.content += contribution
-        offset = ts - start
-        bucket.fast += contribution * math.exp(model.fast_rate * offset)
-        bucket.slow += contribution * math.exp(model.slow_rate * offset)
-        bucket.burst += contribution * math.exp(model.burst_rate * offset)
+        offset = ts - day * DAY_MS
+        bucket.fast += contribution * exp(model.fast_rate * offset)
+        bucket.slow += contribution * exp(model.slow_rate * offset)
+        bucket.burst += contribution * exp(model.burst_rate * offset)
     else:
         _add_late(state, received, day, ts, contribution, model)
-    _add_pair(state, received, engagement, contribution, day, model)
-    growth = math.exp(model.fast_rate * (ts - state.landmark))
+    _add_pair(state, received, actor, ts, contribution, day, model)
+    growth = exp(model.fast_rate * (ts - state.landmark))
     received.kind_mass[kind] += contribution * growth
-    weight, selectivity, pair = engagement.weight, engagement.selectivity, engagement.pair
-    removed = received.removed
-    removed[0] += weight * (1.0 - selectivity) * growth
-    removed[1] += weight * selectivity * (1.0 - pair) * growth
-    removed[2] += weight * selectivity * pair * (1.0 - engagement.automation) * growth
+    removed = received.removed  # a factor of exactly 1 removed nothing: skip its term
+    if selectivity != 1.0:
+        removed[0] += weight * (1.0 - selectivity) * growth
+    if pair != 1.0:
+        removed[1] += weight * selectivity * (1.0 - pair) * growth
+    if automation != 1.0:
+        removed[2] += weight * selectivity * pair * (1.0 - automation) * growth
     received.counts[kind] += 1
     add_to_windows(received.windows, ts, kind, model.minute_bucket_ms)
-    if engagement.ref_hashtags:
-        record_topic_engagement(
-            state.topics,
-            engagement.ref_hashtags,
-            contribution * growth,
-            engagement.actor,
-            engagement.ref_tweet_id,
-            model,
-        )
+    if tags:
+        record_topic_engagement(state.topics, tags, contribution * growth, actor, tweet_id, model)
     if ts > state.last_ts:
         state.last_ts = ts
 
@@ -66,14 +64,15 @@ def apply_engagement(state: UserState, engagement: Engagement, model: Model) -> 
 def _add_pair(
     state: UserState,
     received: ReceivedState,
-    engagement: Engagement,
+    actor: str,
+    ts: int,
     contribution: float,
     day: int,
     model: Model,
 ) -> None:
-    amount = contribution * math.exp(model.reciprocity_rate * (engagement.ts - state.landmark))
+    """Adds to the engager's pair mass, reciprocal if the user has engaged the engager (§3)."""
+    amount = contribution * math.exp(model.reciprocity_rate * (ts - state.landmark))
     received.pair_total += amount
-    actor = engagement.actor
     pair = received.in_pairs.get(actor)
     if pair is None:
         pair = received.in_pairs[actor] = InPair(first_day=day)
@@ -95,7 +94,12 @@ def _add_pair(
 
 
 def _count_new_engager(received: ReceivedState, day: int, delta: int) -> None:
-    for bucket in received.buckets:
+    buckets = received.buckets
+    if buckets and buckets[-1].day == day:
+        buckets[-1].new_engagers += delta
+        return
+    received.shares = None
+    for bucket in buckets:
         if bucket.day == day:
             bucket.new_engagers += delta
             return
@@ -120,6 +124,7 @@ def _bucket_for(
     buckets = received.buckets
     if buckets and buckets[-1].day == day:
         return buckets[-1]
+    received.shares = None  # a new day, or an engagement on an older one
     if not buckets or day > buckets[-1].day:
         buckets.append(DayBucket(day))
         _seal_old_days(state, received, day - model.open_days, model)
@@ -164,6 +169,7 @@ def _seal_old_days(state: UserState, received: ReceivedState, last_day: int, mod
         received.history.extend((bucket.day, bucket.raw, bucket.new_engagers))
         sealed += 1
     del buckets[:sealed]
+    received.shares = None
     horizon = last_day - model.baseline_days
     history = received.history
     keep = next((j for j in range(0, len(history), 3) if history[j] >= horizon), len(history))
@@ -197,6 +203,7 @@ def _add_late(
         if history[j] == day:
             raw = history[j + 1]
             history[j + 1] += contribution
+            received.shares = None
             break
     marginal = burst_curve(raw + contribution, model.kappa) - burst_curve(raw, model.kappa)
     clock = state.clock

@@ -15,7 +15,7 @@ element so a changed layout is detected rather than misread.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -23,6 +23,9 @@ from scoring.clock import NO_DAY, GraceClock
 from scoring.errors import StateError
 from scoring.topics import TopicStats
 from scoring.windows import new_windows
+
+if TYPE_CHECKING:
+    from scoring.mass import ShareCache
 
 STATE_LAYOUT = 1
 
@@ -95,6 +98,10 @@ class ReceivedState:
     counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     """Integer engagements received per kind (exact)."""
     windows: list[list[list[int]]] = field(default_factory=new_windows)
+    shares: ShareCache | None = field(default=None, compare=False, repr=False)
+    """Derived, not stored: the open days' shares as far as they do not change with the newest
+    day (see `scoring.mass.day_shares`). Reset to None whenever an older open day or `history`
+    changes, or the open days themselves change."""
 
 
 @dataclass(slots=True)

@@ -27,25 +27,30 @@ def add_to_windows(
     windows: list[list[list[int]]], ts: int, kind: int, minute_bucket_ms: int
 ) -> None:
     """Counts one engagement in each resolution's bucket, dropping buckets out of reach."""
-    widths = _widths(minute_bucket_ms)
-    for res in range(3):
-        buckets = windows[res]
-        index = ts // widths[res]
-        if buckets and buckets[-1][0] == index:
-            buckets[-1][1 + kind] += 1
-            continue
-        for bucket in buckets:
-            if bucket[0] == index:
-                bucket[1 + kind] += 1
-                break
-        else:
-            fresh = [index, 0, 0, 0, 0]
-            fresh[1 + kind] = 1
-            buckets.append(fresh)
-            buckets.sort()
-            oldest = buckets[-1][0] - _SPANS[res]
-            if buckets[0][0] <= oldest:
-                buckets[:] = [b for b in buckets if b[0] > oldest]
+    minutes, hours, days = _SPANS
+    slot = 1 + kind
+    _count_in(windows[0], ts // minute_bucket_ms, slot, minutes)
+    _count_in(windows[1], ts // HOUR_MS, slot, hours)
+    _count_in(windows[2], ts // DAY_MS, slot, days)
+
+
+def _count_in(buckets: list[list[int]], index: int, slot: int, span: int) -> None:
+    if buckets:
+        newest = buckets[-1]
+        if newest[0] == index:
+            newest[slot] += 1
+            return
+    for bucket in buckets:
+        if bucket[0] == index:
+            bucket[slot] += 1
+            return
+    fresh = [index, 0, 0, 0, 0]
+    fresh[slot] = 1
+    buckets.append(fresh)
+    buckets.sort()
+    oldest = buckets[-1][0] - span
+    if buckets[0][0] <= oldest:
+        buckets[:] = [b for b in buckets if b[0] > oldest]
 
 
 def read_windows(

@@ -43,7 +43,10 @@ class Explanation:
     reasons: tuple[Reason, ...]
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        body = asdict(self)
+        body["topic_scores"] = tuple(t._asdict() for t in self.topic_scores)
+        body["reasons"] = tuple(r._asdict() for r in self.reasons)
+        return body
 
 
 def explain(state: UserState, now: int, model: Model) -> Explanation:

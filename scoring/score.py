@@ -7,7 +7,7 @@ the temporary burst, and (negative) what reciprocity and new-account shrinkage h
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from scoring.mass import Mass, audience_term, read_mass
 from scoring.model import Model
@@ -18,20 +18,23 @@ from scoring.topics import topic_evidence
 _KIND_REASONS = ("retweets", "quotes", "replies", "mentions")
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+class Reason(NamedTuple):
+    """One cause of the score and the points it is worth (negative: what a rule holds back).
+
+    Reasons, topic scores and change events are immutable named tuples: one is built for every
+    score change, and a frozen dataclass costs several times as much to construct.
+    """
+
     code: str
     points: float
 
 
-@dataclass(frozen=True, slots=True)
-class TopicScore:
+class TopicScore(NamedTuple):
     topic: str
     score: float
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreChange:
+class ScoreChange(NamedTuple):
     """A score-change event (§10): emitted when the score moves by the threshold or more."""
 
     user: str
@@ -62,38 +65,46 @@ def _z(
     return math.log1p(effective) + audience_term(effective, followers, model)
 
 
-def reasons(state: UserState, mass: Mass, model: Model) -> list[Reason]:
-    """The score in points, by cause, largest first (at most ``top_reasons``)."""
+def reasons(state: UserState, mass: Mass, model: Model, score: float | None = None) -> list[Reason]:
+    """The score in points, by cause, largest first (at most ``top_reasons``).
+
+    `score` is ``score_of(mass, model)`` when the caller has it. A rule that held nothing back
+    (no burst, no reciprocal mass, no audience) is worth exactly 0 points and is not evaluated.
+    """
     received = state.received
     if received is None or mass.effective <= 0.0:
         return []
     knots = model.scale_knots
-    score = to_scale(mass.z, knots)
-    engagement_points = to_scale(mass.z - mass.audience, knots) - 1.0
-    kind_total = sum(received.kind_mass)
-    out: list[Reason] = []
+    z = mass.z
+    if score is None:
+        score = to_scale(z, knots)
+    audience = mass.audience
+    engagement_points = (to_scale(z - audience, knots) if audience else score) - 1.0
+    ranked: list[tuple[float, str, float]] = []
+    """(-|points|, code, points): sorts largest first, ties by code."""
+    kind_masses = received.kind_mass
+    kind_total = sum(kind_masses)
     if kind_total > 0.0:
-        for code, kind_mass in zip(_KIND_REASONS, received.kind_mass, strict=True):
+        for code, kind_mass in zip(_KIND_REASONS, kind_masses, strict=True):
             if kind_mass > 0.0:
-                out.append(Reason(code, round(engagement_points * kind_mass / kind_total, 2)))
-    if mass.audience > 0.0:
-        out.append(Reason("audience", round(score - 1.0 - engagement_points, 2)))
-    regular = mass.regular
-    followers = state.followers
-    shares = mass.reciprocal_share, mass.engagers
-    without_burst = _z(regular, *shares, followers, model)
-    without_reciprocity = _z(regular + mass.burst, 0.0, mass.engagers, followers, model)
-    without_shrinkage = _z(regular + mass.burst, *shares, followers, model, shrink=False)
-    for code, z in (
-        ("burst", without_burst),
-        ("reciprocity", without_reciprocity),
-        ("new_account", without_shrinkage),
-    ):
-        points = round(score - to_scale(z, knots), 2)
+                points = round(engagement_points * kind_mass / kind_total, 2)
+                ranked.append((-abs(points), code, points))
+    if audience > 0.0:
+        points = round(score - 1.0 - engagement_points, 2)
+        ranked.append((-abs(points), "audience", points))
+    regular, burst = mass.regular, mass.burst
+    share, engagers, followers = mass.reciprocal_share, mass.engagers, state.followers
+    z_without = {"new_account": _z(regular + burst, share, engagers, followers, model, False)}
+    if burst:
+        z_without["burst"] = _z(regular, share, engagers, followers, model)
+    if share:
+        z_without["reciprocity"] = _z(regular + burst, 0.0, engagers, followers, model)
+    for code, without in z_without.items():
+        points = round(score - to_scale(without, knots), 2)
         if points != 0.0:
-            out.append(Reason(code, points))
-    out.sort(key=lambda r: (-abs(r.points), r.code))
-    return out[: model.top_reasons]
+            ranked.append((-abs(points), code, points))
+    ranked.sort()
+    return [Reason(code, points) for _, code, points in ranked[: model.top_reasons]]
 
 
 def topic_scores(state: UserState, mass: Mass, model: Model) -> list[TopicScore]:
@@ -119,12 +130,6 @@ def detect_change(
     if previous is not None and abs(score - previous) < model.change_threshold:
         return None
     state.published = score
-    return ScoreChange(
-        user=user,
-        score=score,
-        previous=previous,
-        event_time=now,
-        cause=cause,
-        reasons=tuple(reasons(state, mass, model)),
-        topics=tuple(topic_scores(state, mass, model)),
-    )
+    why = tuple(reasons(state, mass, model, score))
+    topics = tuple(topic_scores(state, mass, model)) if state.topics else ()
+    return ScoreChange(user, score, previous, now, cause, why, topics)

@@ -36,7 +36,7 @@ def decode_higgs_line(line: bytes, line_number: int) -> Event | Invalid:
     if len(parts) != 4:
         return Invalid("bad_higgs_line", "expected 4 space-separated fields")
     actor, target, seconds, code = parts
-    kind = HIGGS_KINDS.get(code.decode("ascii", "replace"))
+    kind = _HIGGS_CODES.get(code)
     if kind is None:
         return Invalid("unknown_kind", f"Higgs kind {code[:10]!r} is not RT, MT or RE")
     if not seconds.isdigit():
@@ -45,7 +45,14 @@ def decode_higgs_line(line: bytes, line_number: int) -> Event | Invalid:
         actor_id, target_id = actor.decode("utf-8"), target.decode("utf-8")
     except UnicodeDecodeError:
         return Invalid("bad_utf8", "user ids are not UTF-8")
-    return Event(str(line_number), kind, int(seconds) * 1000, actor_id, target_id)
+    return Event._make(
+        (str(line_number), kind, int(seconds) * 1000, actor_id, target_id, *_NO_REFERENCES)
+    )
+
+
+_HIGGS_CODES = {code.encode("ascii"): kind for code, kind in HIGGS_KINDS.items()}
+_NO_REFERENCES = (None, None, (), (), None)
+"""An event's tweet_id, ref_tweet_id, hashtags, ref_hashtags, followers: none in Higgs."""
 
 
 @dataclass(frozen=True, slots=True)

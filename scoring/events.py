@@ -98,6 +98,41 @@ def _tags(obj: Mapping[str, object], key: str) -> tuple[str, ...] | Invalid:
 
 def parse_event(obj: object) -> Event | Invalid:
     """Validates one decoded JSON value as a v1 event."""
+    if type(obj) is dict:
+        event = _plain_event(obj)
+        if event is not None:
+            return event
+    return _checked_event(obj)
+
+
+def _plain_event(obj: dict[str, object]) -> Event | None:
+    """The usual event, accepted in one pass: string ids, no tags, no follower count.
+
+    None for anything else, which `_checked_event` then accepts or rejects with its reason;
+    what this accepts, `_checked_event` accepts as the same event.
+    """
+    kind, ts = obj.get("kind"), obj.get("ts")
+    if type(kind) is not str or kind not in EVENT_KINDS or type(ts) is not int:
+        return None
+    if not MIN_TS_MS <= ts <= MAX_TS_MS or "hashtags" in obj or "ref_hashtags" in obj:
+        return None
+    event_id, actor, target = obj.get("id"), obj.get("actor"), obj.get("target")
+    tweet_id, ref_tweet_id = obj.get("tweet_id"), obj.get("ref_tweet_id")
+    for value in (event_id, actor, target, tweet_id, ref_tweet_id):
+        if value is not None and (type(value) is not str or not 0 < len(value) <= MAX_ID_LENGTH):
+            return None
+    if event_id is None or actor is None or (target is None and kind != "tweet"):
+        return None
+    followers = obj.get("followers")
+    if followers is not None and (type(followers) is not int or followers < 0):
+        return None
+    return Event._make(
+        (event_id, kind, ts, actor, target, tweet_id, ref_tweet_id, (), (), followers)
+    )
+
+
+def _checked_event(obj: object) -> Event | Invalid:
+    """Every check of schema ``influence.event.v1``, each with its own reason."""
     if not isinstance(obj, Mapping):
         return Invalid("not_an_object", "an event must be a JSON object")
     kind = obj.get("kind")

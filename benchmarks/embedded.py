@@ -45,13 +45,13 @@ def convert(higgs: Path, out: Path) -> int:
 
 def run_model(path: Path) -> dict[str, float]:
     from pipeline.codec import decode_json_event
-    from pipeline.engine import Engine
+    from pipeline.engine import Engine, long_lived_states
     from scoring import Event, encode_state, load_model
 
     engine = Engine(load_model())
     started = time.perf_counter()
     events = 0
-    with path.open("rb") as lines:
+    with path.open("rb") as lines, long_lived_states():
         for line in lines:
             event = decode_json_event(line)
             if isinstance(event, Event):

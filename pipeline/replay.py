@@ -17,7 +17,7 @@ from typing import BinaryIO
 import orjson
 
 from pipeline.codec import DeadLetter, score_change_json
-from pipeline.engine import Engine
+from pipeline.engine import Engine, long_lived_states
 from pipeline.sources import read_events
 from scoring import Event, Model, UserState, read_mass, score_of
 from scoring.score import reasons, topic_scores
@@ -120,19 +120,20 @@ def replay(
     bar = _progress(None) if show_progress else None
     version = model.model_version
     count = 0
-    for item in _inputs(paths, fmt):
-        count += 1
-        if bar is not None and count % 4096 == 0:
-            bar.update(4096)  # type: ignore[attr-defined]
-        if isinstance(item, DeadLetter):
-            dead_letters += 1
-            if dead_letter_out is not None:
-                dead_letter_out.write(item.to_json() + b"\n")
-            continue
-        emitted = engine.process(item)
-        if events_out is not None:
-            for e in emitted:
-                events_out.write(score_change_json(e.change, e.cause_id, version) + b"\n")
+    with long_lived_states():
+        for item in _inputs(paths, fmt):
+            count += 1
+            if bar is not None and count % 4096 == 0:
+                bar.update(4096)  # type: ignore[attr-defined]
+            if isinstance(item, DeadLetter):
+                dead_letters += 1
+                if dead_letter_out is not None:
+                    dead_letter_out.write(item.to_json() + b"\n")
+                continue
+            emitted = engine.process(item)
+            if events_out is not None:
+                for e in emitted:
+                    events_out.write(score_change_json(e.change, e.cause_id, version) + b"\n")
     if bar is not None:
         bar.close()  # type: ignore[attr-defined]
     end = as_of if as_of is not None else engine.now

@@ -16,7 +16,16 @@ from typing import NamedTuple
 from scoring.clock import NO_DAY
 from scoring.events import ENGAGEMENT_KIND_INDEX, SOURCE_FOR_KIND, Engagement, Event
 from scoring.model import DAY_MS, HOUR_MS, Model
-from scoring.state import ActingState, UserState
+from scoring.state import (
+    ACTION_COUNTERS,
+    DAY,
+    DAY_COUNT,
+    HOUR,
+    HOUR_COUNT,
+    PREVIOUS_HOUR_COUNT,
+    ActingState,
+    UserState,
+)
 from scoring.topics import record_own_tweet
 
 OWN = "own"
@@ -74,30 +83,31 @@ def pair_factor(earlier: float) -> float:
     return 1.0 / ((1.0 + earlier) * (1.0 + earlier))
 
 
-def _count_day(acting: ActingState, source: int, day: int) -> int:
-    if day > acting.day[source]:
-        acting.day[source] = day
-        acting.day_count[source] = 1
+def _count_day(counters: list[int], at: int, day: int) -> int:
+    """n_a: the actor's actions on one input topic so far in the UTC day of the action."""
+    if day > counters[at + DAY]:
+        counters[at + DAY] = day
+        counters[at + DAY_COUNT] = 1
     else:
-        acting.day_count[source] += 1
-    return acting.day_count[source]
+        counters[at + DAY_COUNT] += 1
+    return counters[at + DAY_COUNT]
 
 
-def _hourly_rate(acting: ActingState, source: int, ts: int) -> float:
+def _hourly_rate(counters: list[int], at: int, ts: int) -> float:
     """Actions in the trailing hour, interpolating the previous clock hour."""
     hour = ts // HOUR_MS
-    stored = acting.hour[source]
+    stored = counters[at + HOUR]
     if hour == stored + 1:
-        acting.previous_hour_count[source] = acting.hour_count[source]
-        acting.hour_count[source] = 0
+        counters[at + PREVIOUS_HOUR_COUNT] = counters[at + HOUR_COUNT]
+        counters[at + HOUR_COUNT] = 0
     elif hour > stored:
-        acting.previous_hour_count[source] = 0
-        acting.hour_count[source] = 0
+        counters[at + PREVIOUS_HOUR_COUNT] = 0
+        counters[at + HOUR_COUNT] = 0
     if hour >= stored:
-        acting.hour[source] = hour
-    acting.hour_count[source] += 1
+        counters[at + HOUR] = hour
+    counters[at + HOUR_COUNT] += 1
     elapsed = (ts % HOUR_MS) / HOUR_MS
-    return acting.hour_count[source] + acting.previous_hour_count[source] * (1.0 - elapsed)
+    return counters[at + HOUR_COUNT] + counters[at + PREVIOUS_HOUR_COUNT] * (1.0 - elapsed)
 
 
 def _engage_pair(
@@ -126,8 +136,9 @@ def _engage_pair(
 
 
 def _evict_out_pairs(acting: ActingState, keep: int) -> None:
-    ranked = sorted(acting.out_pairs.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
-    acting.out_pairs = dict(ranked[:keep])
+    pairs = acting.out_pairs
+    ranked = sorted([(-sum(counts), user) for user, counts in pairs.items()])  # ids are unique
+    acting.out_pairs = {user: pairs[user] for _, user in ranked[:keep]}
 
 
 _DUPLICATE_RESULT = ActionResult(DUPLICATE)
@@ -164,8 +175,9 @@ def apply_action(state: UserState, event: Event, model: Model) -> ActionResult:
         return ActionResult(OWN, None, False, topics_changed, audience_changed)
     source = SOURCE_FOR_KIND[kind]
     kind_index = ENGAGEMENT_KIND_INDEX[kind]
-    count_today = _count_day(acting, source, day)
-    rate = _hourly_rate(acting, source, ts)
+    at = source * ACTION_COUNTERS
+    count_today = _count_day(acting.counters, at, day)
+    rate = _hourly_rate(acting.counters, at, ts)
     pair, reciprocity_changed = _engage_pair(state, acting, target, source, ts, model)
     engagement = Engagement._make(
         (

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 
+from scoring.clock import NO_DAY
 from scoring.events import Engagement
 from scoring.mass import burst_curve, day_shares
 from scoring.model import DAY_MS, Model
+from scoring.sketch import add as add_to_filter
+from scoring.sketch import might_contain
 from scoring.state import DayBucket, InPair, ReceivedState, UserState
 from scoring.topics import record_topic_engagement
 from scoring.windows import add_to_windows
@@ -75,8 +78,13 @@ def _add_pair(
     received.pair_total += amount
     pair = received.in_pairs.get(actor)
     if pair is None:
-        pair = received.in_pairs[actor] = InPair(first_day=day)
-        _count_new_engager(received, day, +1)
+        if received.evicted and might_contain(received.evicted, actor):
+            # Back after its entry was evicted: not a new engager, and its first day is
+            # unknown now (NO_DAY: no first-day move later).
+            pair = received.in_pairs[actor] = InPair(first_day=NO_DAY)
+        else:
+            pair = received.in_pairs[actor] = InPair(first_day=day)
+            _count_new_engager(received, day, +1)
         if len(received.in_pairs) > model.max_in_pairs + model.max_in_pairs // 4:
             _evict_in_pairs(received, model.max_in_pairs)
     elif day < pair.first_day:
@@ -113,8 +121,11 @@ def _count_new_engager(received: ReceivedState, day: int, delta: int) -> None:
 
 def _evict_in_pairs(received: ReceivedState, keep: int) -> None:
     """Keeps the `keep` heaviest engagers; sums already counted stay in the totals."""
-    ranked = sorted(received.in_pairs.items(), key=lambda kv: (-kv[1].mass, kv[0]))
-    received.in_pairs = dict(ranked[:keep])
+    pairs = received.in_pairs
+    ranked = sorted([(-pair.mass, user) for user, pair in pairs.items()])  # ids are unique
+    received.in_pairs = {user: pairs[user] for _, user in ranked[:keep]}
+    for _, user in ranked[keep:]:
+        received.evicted = add_to_filter(received.evicted, user)
 
 
 def _bucket_for(

@@ -27,7 +27,7 @@ from scoring.windows import new_windows
 if TYPE_CHECKING:
     from scoring.mass import ShareCache
 
-STATE_LAYOUT = 1
+STATE_LAYOUT = 3
 
 
 @dataclass(slots=True)
@@ -57,15 +57,24 @@ class InPair:
     """This user has engaged the engager too; its mass counts as reciprocal (§3)."""
 
 
+DAY, DAY_COUNT, HOUR, HOUR_COUNT, PREVIOUS_HOUR_COUNT = range(5)
+"""Offsets of an input topic's counters in `ActingState.counters`: UTC day, actions that day,
+clock hour, actions that hour, actions the hour before."""
+ACTION_COUNTERS = 5
+
+
+def new_action_counters() -> list[int]:
+    """Counters for the three input topics (tweets, retweets, mentions), nothing counted yet."""
+    return [NO_DAY, 0, NO_DAY, 0, 0] * 3
+
+
 @dataclass(slots=True)
 class ActingState:
-    """Counters of the user's own actions, one slot per input topic (order-dependent, §12)."""
+    """Counters of the user's own actions, per input topic (order-dependent, §12)."""
 
-    day: list[int] = field(default_factory=lambda: [NO_DAY, NO_DAY, NO_DAY])
-    day_count: list[int] = field(default_factory=lambda: [0, 0, 0])
-    hour: list[int] = field(default_factory=lambda: [NO_DAY, NO_DAY, NO_DAY])
-    hour_count: list[int] = field(default_factory=lambda: [0, 0, 0])
-    previous_hour_count: list[int] = field(default_factory=lambda: [0, 0, 0])
+    counters: list[int] = field(default_factory=new_action_counters)
+    """`ACTION_COUNTERS` per input topic, topic s at ``s * ACTION_COUNTERS``: one flat list, not
+    five, because every acting user has one (half the users of a stream)."""
     out_pairs: dict[str, list[float]] = field(default_factory=dict)
     """Engaged user -> per-topic decayed engagement counts (pair rate, landmark)."""
     recent_ids: list[str] = field(default_factory=list)
@@ -98,6 +107,8 @@ class ReceivedState:
     counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     """Integer engagements received per kind (exact)."""
     windows: list[list[list[int]]] = field(default_factory=new_windows)
+    evicted: int = 0
+    """Bloom filter (scoring.sketch) of engagers whose pair entry the cap evicted."""
     shares: ShareCache | None = field(default=None, compare=False, repr=False)
     """Derived, not stored: the open days' shares as far as they do not change with the newest
     day (see `scoring.mass.day_shares`). Reset to None whenever an older open day or `history`
@@ -156,11 +167,7 @@ def state_to_row(state: UserState) -> list[Any]:
         None
         if acting is None
         else [
-            acting.day,
-            acting.day_count,
-            acting.hour,
-            acting.hour_count,
-            acting.previous_hour_count,
+            acting.counters,
             {k: _shorts(v) for k, v in acting.out_pairs.items()},
             acting.recent_ids,
         ],
@@ -185,6 +192,7 @@ def state_to_row(state: UserState) -> list[Any]:
             received.removed,
             received.counts,
             received.windows,
+            format(received.evicted, "x"),
         ],
         {tag: _topic_row(t) for tag, t in state.topics.items()},
         state.published,
@@ -224,7 +232,7 @@ def state_from_row(row: Any) -> UserState:
                 pair_total,
                 pair_reciprocal,
             ) = received_row[1:10]
-            kind_mass, removed, counts, windows = received_row[11:15]
+            kind_mass, removed, counts, windows, evicted = received_row[11:16]
             state.received = ReceivedState(
                 buckets=buckets,
                 history=history,
@@ -241,6 +249,7 @@ def state_from_row(row: Any) -> UserState:
                 removed=removed,
                 counts=counts,
                 windows=windows,
+                evicted=int(evicted, 16),
             )
         state.topics = {tag: TopicStats(*t) for tag, t in topics_row.items()}
     except (TypeError, ValueError) as exc:

@@ -27,11 +27,19 @@ def add_to_windows(
     windows: list[list[list[int]]], ts: int, kind: int, minute_bucket_ms: int
 ) -> None:
     """Counts one engagement in each resolution's bucket, dropping buckets out of reach."""
-    minutes, hours, days = _SPANS
     slot = 1 + kind
-    _count_in(windows[0], ts // minute_bucket_ms, slot, minutes)
-    _count_in(windows[1], ts // HOUR_MS, slot, hours)
-    _count_in(windows[2], ts // DAY_MS, slot, days)
+    minutes, hours, days = windows
+    index = ts // minute_bucket_ms
+    if minutes and minutes[-1][0] == index and HOUR_MS % minute_bucket_ms == 0:
+        # the newest minute bucket lies in the newest hour and day: one test for all three
+        minutes[-1][slot] += 1
+        hours[-1][slot] += 1
+        days[-1][slot] += 1
+        return
+    minute_span, hour_span, day_span = _SPANS
+    _count_in(minutes, index, slot, minute_span)
+    _count_in(hours, ts // HOUR_MS, slot, hour_span)
+    _count_in(days, ts // DAY_MS, slot, day_span)
 
 
 def _count_in(buckets: list[list[int]], index: int, slot: int, span: int) -> None:

@@ -139,16 +139,18 @@ class Engine:
 def long_lived_states() -> Iterator[None]:
     """Keeps CPython's cyclic GC from walking the user states over and over during a replay.
 
-    A replay builds millions of small, long-lived, acyclic objects (about 16 per user). Each
-    full collection walks all of them again, once per quarter of heap growth: a fifth of a
-    Higgs replay. Inside this block, whatever survives a full collection is moved out of the
-    collector's reach (`gc.freeze`): young garbage is still collected, and a frozen object is
-    still freed when its last reference goes. On exit everything frozen here is released to
-    the collector again (unless something outside had frozen objects before: then it stays).
+    A replay builds millions of small, long-lived, acyclic objects (about 16 per user), and
+    the collector walks every one of them in each generation it passes through, then again
+    at each full collection: over a tenth of a Higgs replay. Inside this block whatever
+    survives a collection is moved out of the collector's reach (`gc.freeze`): garbage that
+    is already garbage at a collection is still collected, a frozen object is still freed
+    when its last reference goes, and on exit the frozen objects are handed back, so a cycle
+    that died meanwhile is collected later (unless something outside had frozen objects
+    before: then they all stay frozen).
     """
 
     def freeze_survivors(phase: str, info: dict[str, int]) -> None:
-        if phase == "stop" and info["generation"] == 2:
+        if phase == "stop":
             gc.freeze()
 
     frozen_before = gc.get_freeze_count()

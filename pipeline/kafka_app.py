@@ -145,6 +145,8 @@ class Pipeline:
                 key=out.engagement.target.encode(),
                 value=encode_engagement(out.engagement, origin),
             )
+        if out.stored is not None:
+            self.cache.put(decoded.actor, out.stored)
         for change in out.changes:
             await self.publish(change, decoded.id, message.partition)
 

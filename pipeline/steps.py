@@ -131,6 +131,8 @@ class UserCache:
 
 @dataclass(slots=True)
 class ActorOutput:
+    stored: Stored | None = None
+    """The actor's updated record, for the caller to write once the engagement is sent."""
     duplicate: bool = False
     self_engagement: bool = False
     engagement: Engagement | None = None
@@ -138,15 +140,20 @@ class ActorOutput:
 
 
 def actor_step(cache: UserCache, event: Event, origin: Position, model: Model) -> ActorOutput:
-    """Applies an input event where its actor's state lives."""
+    """Applies an input event where its actor's state lives.
+
+    The caller sends the engagement on *before* writing `out.stored` back: if a crash lets only
+    one of the two through, it is the engagement (a redelivery then recomputes it, and the
+    target recognises the copy), never a state that says "done" for an engagement that was lost.
+    """
     stored = cache.get(event.actor, event.ts)
     key = origin.key("a")
     if stored.seen(key, origin.offset):
         return ActorOutput(duplicate=True)
     result = apply_action(stored.state, event, model)
     stored.positions[key] = origin.offset
-    cache.put(event.actor, stored)
     out = ActorOutput(
+        stored=stored,
         duplicate=result.outcome == DUPLICATE,
         self_engagement=result.outcome == SELF,
         engagement=result.engagement,
@@ -156,7 +163,6 @@ def actor_step(cache: UserCache, event: Event, origin: Position, model: Model) -
         change = detect_change(event.actor, stored.state, stored.state.last_ts, model, cause)
         if change is not None:
             out.changes.append(change)
-            cache.put(event.actor, stored)
     return out
 
 

@@ -17,18 +17,23 @@ _INDEX_BITS = 10  # log2(FILTER_BITS)
 _MASK = FILTER_BITS - 1
 
 
-def _positions(user: str) -> tuple[int, ...]:
+def _bits_of(user: str) -> int:
+    """The filter bits of `user`: `HASHES` positions cut from one 64-bit blake2b digest."""
     digest = int.from_bytes(hashlib.blake2b(user.encode(), digest_size=8).digest(), "little")
-    return tuple((digest >> (i * _INDEX_BITS)) & _MASK for i in range(HASHES))
+    bits = 0
+    for i in range(HASHES):
+        bits |= 1 << ((digest >> (i * _INDEX_BITS)) & _MASK)
+    return bits
 
 
 def add(bits: int, user: str) -> int:
     """The filter `bits` with `user` added."""
-    for position in _positions(user):
-        bits |= 1 << position
-    return bits
+    return bits | _bits_of(user)
 
 
 def might_contain(bits: int, user: str) -> bool:
     """False if `user` was never added; True if it was (or, rarely, by collision)."""
-    return bits != 0 and all(bits >> position & 1 for position in _positions(user))
+    if not bits:
+        return False
+    own = _bits_of(user)
+    return bits & own == own

@@ -43,22 +43,38 @@ def add_to_windows(
 
 
 def _count_in(buckets: list[list[int]], index: int, slot: int, span: int) -> None:
+    """Counts in bucket `index`: the newest, a new newest (dropping what falls out of the
+    window), or an older one for a late engagement."""
     if buckets:
-        newest = buckets[-1]
-        if newest[0] == index:
-            newest[slot] += 1
+        newest = buckets[-1][0]
+        if index == newest:
+            buckets[-1][slot] += 1
             return
-    for bucket in buckets:
-        if bucket[0] == index:
-            bucket[slot] += 1
+        if index < newest:
+            _count_late(buckets, index, slot, newest - span)
             return
     fresh = [index, 0, 0, 0, 0]
     fresh[slot] = 1
     buckets.append(fresh)
-    buckets.sort()
-    oldest = buckets[-1][0] - span
-    if buckets[0][0] <= oldest:
-        buckets[:] = [b for b in buckets if b[0] > oldest]
+    oldest = index - span
+    drop = 0
+    while buckets[drop][0] <= oldest:
+        drop += 1
+    del buckets[:drop]
+
+
+def _count_late(buckets: list[list[int]], index: int, slot: int, oldest: int) -> None:
+    if index <= oldest:
+        return  # already out of every window
+    for i, bucket in enumerate(buckets):
+        if bucket[0] == index:
+            bucket[slot] += 1
+            return
+        if bucket[0] > index:
+            fresh = [index, 0, 0, 0, 0]
+            fresh[slot] = 1
+            buckets.insert(i, fresh)
+            return
 
 
 def read_windows(

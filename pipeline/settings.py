@@ -43,8 +43,9 @@ class Settings:
     partitions: int = 4
     """Partitions of every co-partitioned topic (inputs, control, repartition, changelog)."""
     replication: int = 1
-    processing_guarantee: str = "exactly_once"
-    """exactly_once (Kafka transactions) or at_least_once (exact too: per-source offset guard)."""
+    processing_guarantee: str = "at_least_once"
+    """at_least_once (counters exact by the per-source offset guard) or exactly_once (Kafka
+    transactions; see docs/pipeline.md for the faust-streaming stall seen after a kill -9)."""
     store: str = "rocksdb://"
     """Table store: rocksdb:// for workers, memory:// for tests."""
     data_dir: str = "./influence-data"

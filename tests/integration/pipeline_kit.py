@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import orjson
@@ -27,6 +27,7 @@ from scoring import Event
 from scoring.events import event_to_dict
 
 _PORTS = itertools.count(16100)
+TOPIC_FIELDS = tuple(f.name for f in fields(Topics))
 KIND_TOPIC = {
     "tweet": "tweets",
     "quote": "tweets",
@@ -48,20 +49,8 @@ class Deployment:
 
     @property
     def topics(self) -> Topics:
-        return Topics(
-            **{
-                f: f"{self.name}-{getattr(Topics(), f)}"
-                for f in (
-                    "tweets",
-                    "retweets",
-                    "mentions",
-                    "control",
-                    "engagements",
-                    "score_changes",
-                    "dead_letter",
-                )
-            }
-        )
+        defaults = Topics()
+        return Topics(**{f: f"{self.name}-{getattr(defaults, f)}" for f in TOPIC_FIELDS})
 
     def env(self) -> dict[str, str]:
         topics = self.topics
@@ -73,15 +62,7 @@ class Deployment:
             "INFLUENCE_STORE": "memory://",
             "INFLUENCE_PROCESSING_GUARANTEE": self.guarantee,
         }
-        for name in (
-            "tweets",
-            "retweets",
-            "mentions",
-            "control",
-            "engagements",
-            "score_changes",
-            "dead_letter",
-        ):
+        for name in TOPIC_FIELDS:
             env[f"INFLUENCE_TOPIC_{name.upper()}"] = getattr(topics, name)
         return env
 

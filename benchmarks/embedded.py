@@ -154,13 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if args.write:
-        existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n\n"
-        start = existing.find("## Embedded engine on the Higgs stream")
-        if start >= 0:
-            end = existing.find("\n## ", start + 3)
-            existing = existing[:start] + existing[end + 1 if end >= 0 else len(existing) :]
-        args.write.write_text(existing.rstrip() + "\n\n" + text)
+        args.write.write_text(replace_section(args.write, text))
     return 0
+
+
+def replace_section(path: Path, section: str) -> str:
+    """The Markdown file with this benchmark's section replaced in place (or appended)."""
+    existing = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = existing.find("## Embedded engine on the Higgs stream")
+    if start < 0:
+        return existing.rstrip() + "\n\n" + section
+    end = existing.find("\n## ", start + 3)
+    rest = existing[end + 1 :] if end >= 0 else ""
+    return existing[:start] + section + ("\n" + rest if rest else "")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ class SourcePartitionTransactions(TransactionManager):
     keep Faust's routing: their destination partition is the source partition anyway.
     """
 
-    async def send(  # type: ignore[override]
+    async def send(
         self,
         topic: str,
         key: bytes | None,
@@ -78,15 +78,20 @@ class Pipeline:
         self.model = model
         names = settings.topics
         count = settings.partitions
-        raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": count}
-        self.inputs = app.topic(*names.inputs, **raw)
-        self.control = app.topic(names.control, **raw)
-        self.engagements = app.topic(names.engagements, **raw)
-        self.score_changes = app.topic(names.score_changes, **raw)
-        self.dead_letters = app.topic(names.dead_letter, **raw)
+
+        def topic(*topic_names: str) -> faust.TopicT:
+            return app.topic(
+                *topic_names, key_serializer="raw", value_serializer="raw", partitions=count
+            )
+
+        self.inputs = topic(*names.inputs)
+        self.control = topic(names.control)
+        self.engagements = topic(names.engagements)
+        self.score_changes = topic(names.score_changes)
+        self.dead_letters = topic(names.dead_letter)
         self.table = app.Table("users", default=None, partitions=count)
         self.input_index = {name: i for i, name in enumerate(names.inputs)}
-        self.cache = UserCache(self.table)  # type: ignore[arg-type]
+        self.cache = UserCache(self.table)
         self.clocks: dict[int, DecayClock] = {}
         self.counters: dict[str, int] = {}
 
@@ -106,7 +111,7 @@ class Pipeline:
         )
         self.count("score_changes")
 
-    async def dead_letter(self, invalid: Invalid, event: EventT) -> None:
+    async def dead_letter(self, invalid: Invalid, event: EventT[Any]) -> None:
         message = event.message
         letter = DeadLetter(
             invalid.reason,
@@ -119,7 +124,7 @@ class Pipeline:
         await self.dead_letters.send(key=message.key, value=letter.to_json())
         self.count(f"dead_letter:{invalid.reason}")
 
-    async def on_input(self, event: EventT) -> None:
+    async def on_input(self, event: EventT[Any]) -> None:
         message = event.message
         value = message.value
         decoded = (
@@ -150,9 +155,9 @@ class Pipeline:
         for change in out.changes:
             await self.publish(change, decoded.id, message.partition)
 
-    async def on_engagement(self, event: EventT) -> None:
+    async def on_engagement(self, event: EventT[Any]) -> None:
         message = event.message
-        engagement, origin = decode_engagement(message.value)
+        engagement, origin = decode_engagement(message.value or b"[]")
         clock = self.clocks.setdefault(message.partition, DecayClock())
         for change, day in clock.advance(engagement.ts, self.cache, self.model):
             await self.publish(change, f"decay:{day}", message.partition)
@@ -162,7 +167,7 @@ class Pipeline:
         elif out.change is not None:
             await self.publish(out.change, engagement.id, message.partition)
 
-    async def on_control(self, event: EventT) -> None:
+    async def on_control(self, event: EventT[Any]) -> None:
         message = event.message
         try:
             request = orjson.loads(message.value or b"")
@@ -209,7 +214,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         value_serializer="raw",
         autodiscover=False,
     )
-    app.transport.TransactionManager = SourcePartitionTransactions
+    app.transport.TransactionManager = SourcePartitionTransactions  # type: ignore[misc]
     pipeline = Pipeline(app, settings, model)
     app.influence = pipeline  # type: ignore[attr-defined]
 
@@ -229,11 +234,11 @@ def create_app(settings: Settings, model: Model) -> faust.App:
             await pipeline.on_control(event)
 
     @app.on_partitions_revoked.connect
-    async def on_revoked(app: faust.App, revoked: Any, **_: Any) -> None:
+    async def on_revoked(sender: Any, /, *_: Any, **__: Any) -> None:
         pipeline.reset()
 
     @app.on_partitions_assigned.connect
-    async def on_assigned(app: faust.App, assigned: Any, **_: Any) -> None:
+    async def on_assigned(sender: Any, /, *_: Any, **__: Any) -> None:
         pipeline.reset()
 
     return app

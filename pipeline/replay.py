@@ -99,7 +99,8 @@ def _progress(total: int | None) -> object | None:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=" ev", unit_scale=True, file=sys.stderr, mininterval=0.5)
+    bar: object = tqdm(total=total, unit=" ev", unit_scale=True, file=sys.stderr, mininterval=0.5)
+    return bar
 
 
 def replay(

@@ -21,9 +21,7 @@ from ``GeneratorConfig.seed``: the same config gives the same events, byte for b
 
 from __future__ import annotations
 
-import argparse
 import bisect
-import gzip
 import heapq
 import itertools
 import math
@@ -471,38 +469,7 @@ def write_jsonl(events: Iterable[Mapping[str, object]], out: BinaryIO) -> int:
     return count + len(chunk)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pipeline.generate``: write a synthetic stream as JSON lines."""
-    defaults = GeneratorConfig()
-    parser = argparse.ArgumentParser(prog="python -m pipeline.generate", description=__doc__)
-    parser.add_argument("--users", type=int, default=defaults.users)
-    parser.add_argument("--days", type=int, default=defaults.days)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--start-ms", type=int, default=defaults.start_ms)
-    parser.add_argument(
-        "--scenario", action="append", default=[], choices=SCENARIOS, help="repeatable"
-    )
-    parser.add_argument("--out", default="-", help="file (.gz compresses) or - for stdout")
-    args = parser.parse_args(argv)
-    config = GeneratorConfig(
-        users=args.users,
-        days=args.days,
-        seed=args.seed,
-        start_ms=args.start_ms,
-        scenarios=tuple(args.scenario),
-    )
-    events = generate(config)
-    if args.out == "-":
-        count = write_jsonl(events, sys.stdout.buffer)
-    elif args.out.endswith(".gz"):
-        with gzip.open(args.out, "wb") as gz:
-            count = write_jsonl(events, gz)
-    else:
-        with open(args.out, "wb") as out:
-            count = write_jsonl(events, out)
-    print(f"{count} events", file=sys.stderr)
-    return 0
+if __name__ == "__main__":  # `python -m pipeline.generate` is `influence generate`
+    from pipeline.cli import main
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["generate", *sys.argv[1:]]))

@@ -31,6 +31,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     with ExitStack() as stack:
+        metrics = None
+        if args.metrics_port is not None:
+            from pipeline.metrics import PipelineMetrics, serve_metrics
+
+            metrics = PipelineMetrics(model.model_version)
+            stack.callback(serve_metrics(metrics, args.metrics_port))
         engine, summary = replay(
             args.inputs,
             model,
@@ -39,6 +45,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             snapshot_out=open_output(args.snapshot_out, stack),
             dead_letter_out=open_output(args.dead_letter, stack),
             as_of=args.as_of,
+            metrics=metrics,
         )
     print(summary.line(), file=sys.stderr)
     if args.top and engine.now is not None:
@@ -143,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="print the N highest scores with their reasons",
+    )
+    replay.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics during the run",
     )
     replay.set_defaults(run=_cmd_replay)
 

@@ -63,6 +63,12 @@ class Settings:
     """Short session/rebalance timeouts: a worker joins in seconds, not a minute."""
     heartbeat_interval_s: float = 1.0
     max_event_bytes: int = 64 * 1024
+    shadow: bool = False
+    """A shadow worker: own state namespace, outputs to `<topic>.shadow.<version>` topics
+    (pipeline/reprocess.py); set by `influence worker --shadow`."""
+    start_from_ms: int | None = None
+    """Event time a fresh consumer group starts the input topics from (offsets for times);
+    partitions with a committed offset resume there instead. `influence worker --from`."""
     topics: Topics = field(default_factory=Topics)
 
     @classmethod
@@ -85,6 +91,8 @@ class Settings:
                 values[f.name] = int(raw)
             elif isinstance(default, float):
                 values[f.name] = float(raw)
+            elif default is None and f.type == "int | None":
+                values[f.name] = int(raw)
             else:
                 values[f.name] = raw
         topic_names = {

@@ -80,6 +80,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from pipeline.calibrate import calibrate
 
+    if args.match is not None:
+        from pipeline.match import calibrate_matching
+
+        result = calibrate_matching(
+            args.inputs, args.model, args.match, args.out, args.format, args.report
+        )
+        print(result.summary(), file=sys.stderr)
+        return 0
     population = calibrate(args.inputs, args.model, args.out, args.format)
     model = load_model(args.out)
     print(
@@ -99,6 +107,8 @@ def _settings(args: argparse.Namespace) -> Settings:
             ("web_port", getattr(args, "web_port", None)),
             ("data_dir", getattr(args, "data_dir", None)),
             ("partitions", getattr(args, "partitions", None)),
+            ("shadow", getattr(args, "shadow", None) or None),
+            ("start_from_ms", getattr(args, "from_ms", None)),
         )
         if value is not None
     }
@@ -106,9 +116,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    from pipeline.reprocess import prepare_worker
     from pipeline.worker import run_worker
 
-    return run_worker(_settings(args), loglevel=args.loglevel)
+    return run_worker(prepare_worker(_settings(args)), loglevel=args.loglevel)
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
@@ -121,6 +132,53 @@ def _cmd_topics(args: argparse.Namespace) -> int:
         f"{settings.partitions} partitions on {settings.bootstrap_servers}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _cmd_produce(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pipeline.produce import TimeRange, run_produce
+    from pipeline.replay import open_output
+
+    settings = _settings(args)
+    with ExitStack() as stack:
+        try:
+            stats = asyncio.run(
+                run_produce(
+                    args.inputs,
+                    settings,
+                    fmt=args.format,
+                    speed=args.speed,
+                    window=TimeRange(args.from_ms, args.to_ms),
+                    source_id=args.source_id,
+                    dead_letter_out=open_output(args.dead_letter, stack),
+                )
+            )
+        except ValueError as exc:
+            print(f"influence: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:
+            from aiokafka.errors import KafkaError
+
+            if not isinstance(exc, KafkaError):
+                raise
+            print(f"influence: Kafka at {settings.bootstrap_servers}: {exc}", file=sys.stderr)
+            return 2
+    print(stats.line(), file=sys.stderr)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pipeline.compare import run_compare
+
+    if len(args.model) != 2:
+        print("influence: compare needs exactly two --model files", file=sys.stderr)
+        return 2
+    report = run_compare(
+        args.inputs, args.model[0], args.model[1], args.out, args.format, args.as_of, args.top
+    )
+    print(report.summary(), file=sys.stderr)
     return 0
 
 
@@ -184,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
     cal.add_argument("--model", metavar="FILE", help="base model (default: bundled v1)")
     cal.add_argument("--format", choices=("auto", "jsonl", "higgs"), default="auto")
+    cal.add_argument(
+        "--match",
+        metavar="PREVIOUS_MODEL",
+        help="fit the scale so scores keep the previous model's distribution on this stream",
+    )
+    cal.add_argument("--report", metavar="FILE", help="with --match: the shift as JSON")
     cal.set_defaults(run=_cmd_calibrate)
 
     worker = commands.add_parser(
@@ -194,12 +258,69 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--web-port", type=int, help="port of this worker's web server")
     worker.add_argument("--data-dir", help="where RocksDB tables live")
     worker.add_argument("--loglevel", default="info")
+    worker.add_argument(
+        "--shadow",
+        action="store_true",
+        help="own app id and <topic>.shadow.<version> outputs; never writes live topics",
+    )
+    worker.add_argument(
+        "--from",
+        dest="from_ms",
+        type=_time_ms,
+        metavar="TIME",
+        help="a fresh group starts the inputs at this event time (ms or ISO-8601)",
+    )
     worker.set_defaults(run=_cmd_worker)
 
     topics = commands.add_parser("topics", help="manage the pipeline's Kafka topics")
     topics.add_argument("action", choices=("create",))
     topics.add_argument("--partitions", type=int, help="partitions per topic")
     topics.set_defaults(run=_cmd_topics)
+
+    produce = commands.add_parser(
+        "produce", help="replay files into the input topics (Kafka from KAFKA_BOOTSTRAP_SERVERS)"
+    )
+    produce.add_argument("inputs", nargs="+", metavar="INPUT", help="file, .gz file, or -")
+    produce.add_argument("--format", choices=("auto", "jsonl", "higgs"), default="auto")
+    produce.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="0 = as fast as possible, N = N x real time by event time",
+    )
+    produce.add_argument(
+        "--from",
+        dest="from_ms",
+        type=_time_ms,
+        metavar="TIME",
+        help="first event time produced (inclusive; ms or ISO-8601)",
+    )
+    produce.add_argument(
+        "--to",
+        dest="to_ms",
+        type=_time_ms,
+        metavar="TIME",
+        help="event time to stop before (exclusive)",
+    )
+    produce.add_argument("--dead-letter", metavar="FILE", help="invalid input lines with reasons")
+    produce.add_argument(
+        "--source-id", help="fingerprint of the input for resuming (default: sha256 of the file)"
+    )
+    produce.set_defaults(run=_cmd_produce)
+
+    compare = commands.add_parser(
+        "compare", help="score a stream with two model versions and report the differences"
+    )
+    compare.add_argument("inputs", nargs="+", metavar="INPUT")
+    compare.add_argument(
+        "--model", action="append", required=True, metavar="FILE", help="twice: A then B"
+    )
+    compare.add_argument("--out", required=True, metavar="DIR", help="report directory")
+    compare.add_argument("--format", choices=("auto", "jsonl", "higgs"), default="auto")
+    compare.add_argument("--as-of", type=_time_ms, metavar="TIME", help="read scores at this time")
+    compare.add_argument("--top", type=int, default=10, metavar="N", help="top movers each way")
+    compare.set_defaults(run=_cmd_compare)
     return parser
 
 

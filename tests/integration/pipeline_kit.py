@@ -91,7 +91,7 @@ class Deployment:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        worker = WorkerProcess(process, log)
+        worker = WorkerProcess(process, log, port=port)
         self.workers.append(worker)
         return worker
 
@@ -109,6 +109,8 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     log: Path
     killed: bool = False
+    port: int = 0
+    """The worker's web port (/metrics, health, query API) on 127.0.0.1."""
 
     def kill9(self) -> None:
         self.killed = True

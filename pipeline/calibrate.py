@@ -39,14 +39,18 @@ def with_knots(model_text: str, knots: list[float], note: str) -> str:
     return body + f"[scale]\n# {note}\nknots = [\n    " + ",\n    ".join(rows) + ",\n]\n"
 
 
-def calibrate(paths: list[str], base_model_path: str | None, out: str, fmt: str = "auto") -> int:
-    """Writes `out`: the base model with a freshly fitted scale; returns the population size."""
-    if base_model_path is None:
+def read_model_text(path: str | None) -> str:
+    """A model file's text; the bundled v1 without a path."""
+    if path is None:
         from importlib import resources
 
-        text = resources.files("scoring").joinpath("models/v1.toml").read_text("utf-8")
-    else:
-        text = Path(base_model_path).read_text("utf-8")
+        return resources.files("scoring").joinpath("models/v1.toml").read_text("utf-8")
+    return Path(path).read_text("utf-8")
+
+
+def calibrate(paths: list[str], base_model_path: str | None, out: str, fmt: str = "auto") -> int:
+    """Writes `out`: the base model with a freshly fitted scale; returns the population size."""
+    text = read_model_text(base_model_path)
     model = parse_model(text)
     masses = engaged_masses(paths, model, fmt)
     knots = fit_knots(masses, KNOTS)

@@ -83,9 +83,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.match is not None:
         from pipeline.match import calibrate_matching
 
-        result = calibrate_matching(
-            args.inputs, args.model, args.match, args.out, args.format, args.report
-        )
+        try:
+            result = calibrate_matching(
+                args.inputs, args.model, args.match, args.out, args.format, args.report
+            )
+        except ValueError as exc:
+            print(f"influence: {exc}", file=sys.stderr)
+            return 2
         print(result.summary(), file=sys.stderr)
         return 0
     population = calibrate(args.inputs, args.model, args.out, args.format)
@@ -175,9 +179,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if len(args.model) != 2:
         print("influence: compare needs exactly two --model files", file=sys.stderr)
         return 2
-    report = run_compare(
-        args.inputs, args.model[0], args.model[1], args.out, args.format, args.as_of, args.top
-    )
+    try:
+        report = run_compare(
+            args.inputs, args.model[0], args.model[1], args.out, args.format, args.as_of, args.top
+        )
+    except ValueError as exc:
+        print(f"influence: {exc}", file=sys.stderr)
+        return 2
     print(report.summary(), file=sys.stderr)
     return 0
 

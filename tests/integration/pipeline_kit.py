@@ -75,7 +75,8 @@ class Deployment:
             timeout=60,
         )
 
-    def start_worker(self, tmp: Path) -> WorkerProcess:
+    def start_worker(self, tmp: Path, *args: str) -> WorkerProcess:
+        """A worker process; `args` are extra `influence worker` options (--shadow, --from...)."""
         port = next(_PORTS)
         log = tmp / f"worker-{port}.log"
         env = {
@@ -85,7 +86,7 @@ class Deployment:
         }
         handle = log.open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker", "--loglevel", "warning"],
+            [sys.executable, "-m", "pipeline.cli", "worker", "--loglevel", "warning", *args],
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,

@@ -51,26 +51,27 @@ class ReplaySummary:
 
 def snapshot_line(user: str, state: UserState, now: int, model: Model) -> bytes:
     """One user's final state as the snapshot of INTERFACES.md."""
+    return orjson.dumps(snapshot_record(user, state, now, model))
+
+
+def snapshot_record(user: str, state: UserState, now: int, model: Model) -> dict[str, object]:
+    """One user's state at event time `now`: the snapshot line's fields (also GET /users/{id})."""
     mass = read_mass(state, now, model)
     received = state.received
     counts = received.counts if received is not None else [0, 0, 0, 0]
     windows = read_windows(
         received.windows if received is not None else [[], [], []], now, model.minute_bucket_ms
     )
-    return orjson.dumps(
-        {
-            "user": user,
-            "score": score_of(mass, model),
-            "mass": mass.z,
-            "effective_mass": mass.effective,
-            "counts": dict(zip(KINDS_RECEIVED, counts, strict=True)),
-            "windows": windows,
-            "topics": [
-                {"topic": t.topic, "score": t.score} for t in topic_scores(state, mass, model)
-            ],
-            "model_version": model.model_version,
-        }
-    )
+    return {
+        "user": user,
+        "score": score_of(mass, model),
+        "mass": mass.z,
+        "effective_mass": mass.effective,
+        "counts": dict(zip(KINDS_RECEIVED, counts, strict=True)),
+        "windows": windows,
+        "topics": [{"topic": t.topic, "score": t.score} for t in topic_scores(state, mass, model)],
+        "model_version": model.model_version,
+    }
 
 
 def top_table(engine: Engine, now: int, count: int) -> str:

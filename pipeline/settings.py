@@ -63,6 +63,9 @@ class Settings:
     """Short session/rebalance timeouts: a worker joins in seconds, not a minute."""
     heartbeat_interval_s: float = 1.0
     max_event_bytes: int = 64 * 1024
+    api_token: str | None = field(default=None, repr=False)
+    """Bearer token the query API requires (GET /users, /top); unset: no authentication.
+    /metrics, /livez and /readyz never need it."""
     shadow: bool = False
     """A shadow worker: own state namespace, outputs to `<topic>.shadow.<version>` topics
     (pipeline/reprocess.py); set by `influence worker --shadow`."""

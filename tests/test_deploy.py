@@ -456,6 +456,19 @@ CRD_SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "monitoring.coreos.com/v1/PrometheusRule": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "metadata": _METADATA,
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["groups"],
+                "properties": {"groups": {"type": "array", "minItems": 1}},
+            },
+        },
+    },
     "kustomize.config.k8s.io/v1beta1/Kustomization": {
         "type": "object",
         "required": ["resources"],
@@ -463,7 +476,8 @@ CRD_SCHEMAS: dict[str, dict[str, Any]] = {
     },
 }
 """Minimal schemas (fields we use, their types) for the custom resources kubernetes-validate does
-not know: Strimzi's KafkaTopic, the Prometheus Operator's ServiceMonitor, kustomize's file."""
+not know: Strimzi's KafkaTopic, the Prometheus Operator's ServiceMonitor and PrometheusRule,
+kustomize's file. PrometheusRule groups are checked by promtool instead."""
 
 
 def test_k8s_manifests_validate_against_their_schemas() -> None:
@@ -476,7 +490,25 @@ def test_k8s_manifests_validate_against_their_schemas() -> None:
             assert not errors, f"{path.name} {key}: {[e.message for e in errors]}"
         else:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
-    assert seen >= {"KafkaTopic", "ConfigMap", "StatefulSet", "Service", "ServiceMonitor"}
+    assert seen >= {
+        "KafkaTopic",
+        "ConfigMap",
+        "StatefulSet",
+        "Service",
+        "ServiceMonitor",
+        "PrometheusRule",
+    }
+
+
+def test_k8s_prometheus_rule_is_alerts_yml(
+    prometheus_tools: PrometheusTools, tmp_path: Path
+) -> None:
+    rule = _k8s("PrometheusRule")[0]
+    alerts = yaml.safe_load((PROM / "alerts.yml").read_text())
+    assert rule["spec"]["groups"] == alerts["groups"]
+    path = tmp_path / "prometheusrule_groups.yml"
+    path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    _promtool(prometheus_tools, "check", "rules", str(path))
 
 
 def test_k8s_validation_catches_a_misspelt_probe() -> None:

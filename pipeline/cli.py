@@ -190,6 +190,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_subscribe(args: argparse.Namespace) -> int:
+    from pipeline.subscribe import run_subscribe
+
+    return run_subscribe(
+        _settings(args),
+        min_delta=args.min_delta,
+        users=args.user,
+        from_beginning=args.from_beginning,
+        as_json=args.json,
+        limit=args.limit,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="influence",
@@ -329,6 +342,25 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--as-of", type=_time_ms, metavar="TIME", help="read scores at this time")
     compare.add_argument("--top", type=int, default=10, metavar="N", help="top movers each way")
     compare.set_defaults(run=_cmd_compare)
+    subscribe = commands.add_parser(
+        "subscribe", help="follow the score-changes topic and print each change readably"
+    )
+    subscribe.add_argument(
+        "--min-delta",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="only changes of at least X points (a new user's first score counts whole)",
+    )
+    subscribe.add_argument(
+        "--user", action="append", default=[], metavar="ID", help="only this user (repeatable)"
+    )
+    subscribe.add_argument(
+        "--from-beginning", action="store_true", help="start at the oldest retained change"
+    )
+    subscribe.add_argument("--json", action="store_true", help="print the events as JSON lines")
+    subscribe.add_argument("--limit", type=int, metavar="N", help="stop after printing N")
+    subscribe.set_defaults(run=_cmd_subscribe)
     return parser
 
 

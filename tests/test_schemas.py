@@ -208,3 +208,38 @@ def test_error_and_health_answers_match_their_schemas() -> None:
         "api/health.json",
         [readiness(True).body, readiness(False).body, {"status": "ok"}],
     )
+
+
+def _inline(node: Any, root: dict[str, Any]) -> Any:
+    """`node` with every local `$ref` replaced by what it points to in `root`."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            target: Any = root
+            for part in ref[2:].split("/"):
+                target = target[part]
+            return _inline(target, root)
+        return {
+            k: _inline(v, root) for k, v in node.items() if k not in ("$defs", "$schema", "$id")
+        }
+    if isinstance(node, list):
+        return [_inline(v, root) for v in node]
+    return node
+
+
+def test_the_openapi_document_is_valid_and_carries_the_api_schemas() -> None:
+    import yaml
+    from openapi_spec_validator import validate
+
+    document = yaml.safe_load((SCHEMAS.parent / "docs" / "openapi.yaml").read_text())
+    validate(document)
+    components = document["components"]["schemas"]
+    for name, component in {
+        "user.json": "User",
+        "explanation.json": "Explanation",
+        "top.json": "Top",
+        "error.json": "Error",
+        "health.json": "Health",
+    }.items():
+        schema = json.loads((SCHEMAS / "api" / name).read_text())
+        assert _inline(schema, schema) == _inline(components[component], document), name

@@ -7,9 +7,9 @@ other's messages.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,7 +26,16 @@ from pipeline.steps import Stored, decode_stored
 from scoring import Event
 from scoring.events import event_to_dict
 
-_PORTS = itertools.count(16100)
+
+def free_port() -> int:
+    """A port nobody listens on now: test processes running side by side never collide (a
+    fixed counter gave every pytest process the same ports)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 TOPIC_FIELDS = tuple(f.name for f in fields(Topics))
 KIND_TOPIC = {
     "tweet": "tweets",
@@ -77,7 +86,7 @@ class Deployment:
 
     def start_worker(self, tmp: Path, *args: str) -> WorkerProcess:
         """A worker process; `args` are extra `influence worker` options (--shadow, --from...)."""
-        port = next(_PORTS)
+        port = free_port()
         log = tmp / f"worker-{port}.log"
         env = {
             **self.env(),

@@ -1,0 +1,217 @@
+"""Item 1: events/s through real worker processes on the real broker, against two references
+measured in the same run on the same messages: the embedded engine (the model alone, no
+Kafka) and a plain aiokafka consumer that only reads and orjson-decodes the input topics
+(what the transport allows a Python consumer at all).
+
+The stream is produced into fresh topics first; then the workers start and the time runs from
+the first score event received to the last one, once the group's committed offsets have
+reached the end of the input and repartition topics.
+
+    python -m benchmarks.kafka_path [--events 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from benchmarks import harness
+from benchmarks.harness import Message, Tail
+from tests.integration.pipeline_kit import Deployment
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRun:
+    """Workers consuming a pre-produced stream."""
+
+    workers: int
+    events: int
+    seconds: float
+    """First to last score event received."""
+    seconds_to_commit: float
+    """First score event to the group's committed offsets at the end of every topic."""
+    score_events: int
+    rss_bytes: int
+    """Resident memory of the (first) worker at the end."""
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
+
+
+@dataclass(frozen=True, slots=True)
+class PathResult:
+    events: int
+    produce_s: float
+    worker: WorkerRun
+    embedded_events_per_s: float
+    embedded_score_changes: int
+    transport_events_per_s: float
+
+    @property
+    def ratio_embedded(self) -> float:
+        return self.worker.events_per_s / self.embedded_events_per_s
+
+    @property
+    def ratio_transport(self) -> float:
+        return self.worker.events_per_s / self.transport_events_per_s
+
+
+def run_workers(
+    server: str,
+    deployment: Deployment,
+    count: int,
+    events: int,
+    tmp: Path,
+    *,
+    join_first: bool = False,
+    messages: list[Message] | None = None,
+) -> WorkerRun:
+    """Starts `count` workers on `deployment` and times them through its input topics.
+
+    With `join_first`, the workers join the group before `messages` are produced (so several
+    workers do not rebalance in the middle of the measurement); otherwise the input must
+    already be in the topics.
+    """
+    topics = deployment.topics
+    tail = Tail(server, topics.score_changes, deployment.partitions).start()
+    workers = [harness.start_worker(deployment, tmp) for _ in range(count)]
+    try:
+        if join_first:
+            _wait_members(server, deployment.name, count)
+            assert messages is not None
+            harness.produce_all(server, deployment, messages)
+        done = harness.wait_group_done(
+            server,
+            deployment.name,
+            [*topics.inputs, topics.engagements],
+            slack=lambda t: deployment.partitions if deployment.guarantee == "exactly_once" else 0,
+            alive=lambda: all(w.alive() for w in workers),
+        )
+        tail.wait_quiet(3.0)
+        rss = harness.rss_bytes(workers[0].process.pid)
+    except BaseException:
+        for worker in workers:
+            print(worker.tail(), file=sys.stderr)
+        raise
+    finally:
+        tail.stop()
+        deployment.stop_all()
+    if not tail.received:
+        raise RuntimeError("no score events")
+    first, last = tail.received[0], tail.received[-1]
+    return WorkerRun(count, events, last - first, done - first, len(tail.received), rss)
+
+
+def _wait_members(server: str, group: str, count: int) -> None:
+    """Until the group is stable with `count` members that have partitions assigned."""
+
+    async def describe() -> tuple[str, int]:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=server)
+        await admin.start()
+        try:
+            (response,) = await admin.describe_consumer_groups([group])
+            (g,) = response.groups
+            # (error_code, group_id, state, protocol_type, protocol, members, ...)
+            return g[2], len(g[5])
+        finally:
+            await admin.close()
+
+    deadline = time.monotonic() + 180
+    stable = 0
+    while time.monotonic() < deadline:
+        state, members = asyncio.run(describe())
+        stable = stable + 1 if (state == "Stable" and members == count) else 0
+        if stable >= 3:
+            return
+        time.sleep(1.0)
+    raise TimeoutError(f"{count} workers did not form a stable group")
+
+
+async def _plain_consumer(server: str, topics: tuple[str, ...], total: int) -> float:
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=server,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=10_000,
+    )
+    await consumer.start()
+    loads = orjson.loads
+    try:
+        count, first = 0, time.perf_counter()  # fetching the first batch counts too
+        while count < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for messages in batch.values():
+                for message in messages:
+                    loads(message.value)
+                    count += 1
+        return count / (time.perf_counter() - first)
+    finally:
+        await consumer.stop()
+
+
+def transport_limit(server: str, deployment: Deployment, total: int) -> float:
+    """Events/s of a plain aiokafka consumer reading and decoding the input topics."""
+    return asyncio.run(_plain_consumer(server, deployment.topics.inputs, total))
+
+
+def embedded(messages: list[Message]) -> tuple[float, int]:
+    """Events/s and score changes of the embedded engine on the same message bytes."""
+    from pipeline.codec import decode_json_event
+    from pipeline.engine import Engine, long_lived_states
+    from scoring import Event, load_model
+
+    engine = Engine(load_model())
+    values = [m.value for m in messages]
+    started = time.perf_counter()
+    with long_lived_states():
+        for value in values:
+            event = decode_json_event(value)
+            if isinstance(event, Event):
+                engine.process(event)
+    seconds = time.perf_counter() - started
+    return len(values) / seconds, engine.stats.score_changes
+
+
+def run(server: str, messages: list[Message], tmp: Path) -> tuple[PathResult, Deployment]:
+    """The three measurements, one after the other; the deployment's topics stay for reuse."""
+    deployment = harness.new_deployment(server, "bench-path-")
+    produce_s = harness.produce_all(server, deployment, messages)
+    transport = transport_limit(server, deployment, len(messages))
+    worker = run_workers(server, deployment, 1, len(messages), tmp)
+    embedded_rate, changes = embedded(messages)
+    result = PathResult(len(messages), produce_s, worker, embedded_rate, changes, transport)
+    return result, deployment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    args = parser.parse_args(argv)
+    server = harness.bootstrap()
+    messages = harness.higgs_messages(args.events)
+    with tempfile.TemporaryDirectory() as tmp:
+        result, _ = run(server, messages, Path(tmp))
+    print(result)
+    print(
+        f"worker {result.worker.events_per_s:,.0f} events/s, embedded "
+        f"{result.embedded_events_per_s:,.0f}, transport {result.transport_events_per_s:,.0f}; "
+        f"ratio to embedded {result.ratio_embedded:.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,19 +4,32 @@
 - `receive` reads the repartition topic (keyed by target) and runs the target step;
 - `control` reads `forget` requests (keyed by user).
 
-All topics have the same partition count, so partition p of every topic, and of the users
-table's changelog, lives on the same worker: a user's whole state is local to one partition.
+All topics have the same partition count and the default (murmur2) key partitioner, so
+partition p of every topic, and of the users table's changelog, lives on the same worker: a
+user's whole state is local to one partition.
+
+Agents take batches (`stream.take_events`). A batch runs under one lock per worker: every
+event's step and sends, then one producer flush, then each changed user written to the table
+once. Per-event changelog writes were what held an untuned Faust app to a few hundred events
+per second; and since a user's record is written only after the outputs it implies are
+acknowledged, a crash can lose a state write (the events are redelivered and re-applied) but
+never an engagement or a score event that the state claims was sent.
 Faust and aiokafka are used only here and in `pipeline/worker.py`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
 
 import faust
 import orjson
-from faust.streams import current_event
+from aiokafka.partitioner import DefaultPartitioner
+from faust.streams import Stream, _current_event, current_event
 from faust.transport.consumer import TransactionManager
 from faust.types import EventT
 
@@ -25,15 +38,34 @@ from pipeline.settings import Settings
 from pipeline.steps import (
     DecayClock,
     Position,
+    Routed,
     UserCache,
     actor_step,
-    decode_engagement,
-    encode_engagement,
+    decode_engagements,
+    encode_engagements,
     target_step,
 )
 from scoring import Invalid, Model, ScoreChange
+from scoring.errors import StateError
 
 log = logging.getLogger(__name__)
+
+_partitioner = DefaultPartitioner()
+
+
+@contextmanager
+def as_current(event: EventT[Any]) -> Iterator[None]:
+    """Makes `event` Faust's current event while one event of a batch is handled.
+
+    Faust reads the current event to pick the RocksDB partition store of a table read or
+    write and (in `SourcePartitionTransactions`) the transaction of a send; inside a
+    `take_events` batch it would otherwise be the batch's last event, of any partition.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class SourcePartitionTransactions(TransactionManager):
@@ -91,23 +123,89 @@ class Pipeline:
         self.dead_letters = topic(names.dead_letter)
         self.table = app.Table("users", default=None, partitions=count)
         self.input_index = {name: i for i, name in enumerate(names.inputs)}
-        self.cache = UserCache(self.table)
+        self.all_partitions = list(range(count))
+        self.caches: dict[int, UserCache] = {}
+        """One cache per partition: a batch's changed users are written under an event of
+        their own partition, which is where Faust puts a table write."""
         self.clocks: dict[int, DecayClock] = {}
+        self.outbox: dict[tuple[int, int], list[Routed]] = {}
+        """Engagements of the running batch by (source partition, target partition)."""
+        self.lock = asyncio.Lock()
         self.counters: dict[str, int] = {}
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount
 
+    def cache(self, partition: int) -> UserCache:
+        cache = self.caches.get(partition)
+        if cache is None:
+            cache = self.caches[partition] = UserCache(self.table, self.settings.cache_max_users)
+        return cache
+
     def reset(self) -> None:
         """Partitions moved: decoded users and stream clocks may belong elsewhere now."""
-        self.cache.clear()
+        self.caches.clear()
         self.clocks.clear()
+
+    async def run_batch(
+        self, events: Sequence[EventT[Any]], handle: Callable[[EventT[Any]], Awaitable[None]]
+    ) -> None:
+        """Handles a batch, then makes its outputs durable, then writes its changed users."""
+        async with self.lock:
+            last_of_partition: dict[int, EventT[Any]] = {}
+            for event in events:
+                with as_current(event):
+                    await handle(event)
+                last_of_partition[event.message.partition] = event
+            await self.send_engagements(last_of_partition)
+            await self.app.producer.flush()
+            for partition, event in last_of_partition.items():
+                cache = self.caches.get(partition)
+                if cache is not None and cache.dirty:
+                    with as_current(event):
+                        self.count("state_writes", cache.flush())
+
+    async def send(
+        self,
+        topic: faust.TopicT,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+    ) -> None:
+        """Enqueues one record (no per-record future; `run_batch` flushes the producer).
+
+        Under exactly-once the record joins the current event's source-partition transaction.
+        """
+        app = self.app
+        sender = app.consumer.transactions if app.in_transaction else app.producer
+        name = topic.get_topic_name()
+        await sender.send(name, key, value, partition, None, None)
+
+    def route(self, routed: Routed, source_partition: int) -> None:
+        target = routed[0].target.encode()
+        partition: int = _partitioner(target, self.all_partitions, self.all_partitions)
+        self.outbox.setdefault((source_partition, partition), []).append(routed)
+
+    async def send_engagements(self, last_of_partition: dict[int, EventT[Any]]) -> None:
+        """Sends the batch's engagements, a few messages per target partition.
+
+        A bundle holds engagements of one source partition only, so that under exactly-once it
+        commits in that partition's transaction.
+        """
+        size = self.settings.engagements_per_message
+        for (source, partition), routed in self.outbox.items():
+            with as_current(last_of_partition[source]):
+                for start in range(0, len(routed), size):
+                    bundle = encode_engagements(routed[start : start + size])
+                    await self.send(self.engagements, None, bundle, partition)
+        self.outbox.clear()
 
     async def publish(self, change: ScoreChange, cause_id: str, partition: int) -> None:
         self.clocks.setdefault(partition, DecayClock()).note(change, self.model)
-        await self.score_changes.send(
-            key=change.user.encode(),
-            value=score_change_json(change, cause_id, self.model.model_version),
+        await self.send(
+            self.score_changes,
+            change.user.encode(),
+            score_change_json(change, cause_id, self.model.model_version),
         )
         self.count("score_changes")
 
@@ -124,6 +222,17 @@ class Pipeline:
         await self.dead_letters.send(key=message.key, value=letter.to_json())
         self.count(f"dead_letter:{invalid.reason}")
 
+    def misplaced(self, key: bytes, partition: int) -> Invalid | None:
+        """A message in another partition than its key's would put a user's state in two places."""
+        expected: int = _partitioner(key, self.all_partitions, self.all_partitions)
+        if expected == partition:
+            return None
+        return Invalid(
+            "wrong_partition",
+            f"key belongs in partition {expected} (murmur2, the default partitioner), "
+            f"not {partition}",
+        )
+
     async def on_input(self, event: EventT[Any]) -> None:
         message = event.message
         value = message.value
@@ -137,35 +246,42 @@ class Pipeline:
         if isinstance(decoded, Invalid):
             await self.dead_letter(decoded, event)
             return
-        if message.key is not None and message.key != decoded.actor.encode():
+        key = decoded.actor.encode()
+        if message.key is not None and message.key != key:
             # The actor's state lives in the partition of its key: a mis-keyed event would
             # corrupt another partition's state, so it is refused rather than guessed at.
             await self.dead_letter(Invalid("key_mismatch", "message key must be the actor"), event)
             return
+        misplaced = self.misplaced(key, message.partition)
+        if misplaced is not None:
+            await self.dead_letter(misplaced, event)
+            return
         origin = Position(self.input_index[message.topic], message.partition, message.offset)
-        out = actor_step(self.cache, decoded, origin, self.model)
+        out = actor_step(self.cache(message.partition), decoded, origin, self.model)
         self.count("duplicates" if out.duplicate else f"events:{decoded.kind}")
         if out.engagement is not None:
-            await self.engagements.send(
-                key=out.engagement.target.encode(),
-                value=encode_engagement(out.engagement, origin),
-            )
-        if out.stored is not None:
-            self.cache.put(decoded.actor, out.stored)
+            self.route((out.engagement, origin), message.partition)
         for change in out.changes:
             await self.publish(change, decoded.id, message.partition)
 
-    async def on_engagement(self, event: EventT[Any]) -> None:
+    async def on_engagements(self, event: EventT[Any]) -> None:
         message = event.message
-        engagement, origin = decode_engagement(message.value or b"[]")
-        clock = self.clocks.setdefault(message.partition, DecayClock())
-        for change, day in clock.advance(engagement.ts, self.cache, self.model):
-            await self.publish(change, f"decay:{day}", message.partition)
-        out = target_step(self.cache, engagement, origin, self.model)
-        if out.duplicate:
-            self.count("duplicate_engagements")
-        elif out.change is not None:
-            await self.publish(out.change, engagement.id, message.partition)
+        try:
+            bundle = decode_engagements(message.value or b"[]")
+        except StateError as exc:
+            await self.dead_letter(Invalid("bad_engagement", str(exc)[:200]), event)
+            return
+        partition = message.partition
+        cache = self.cache(partition)
+        clock = self.clocks.setdefault(partition, DecayClock())
+        for engagement, origin in bundle:
+            for change, day in clock.advance(engagement.ts, cache, self.model):
+                await self.publish(change, f"decay:{day}", partition)
+            out = target_step(cache, engagement, origin, self.model)
+            if out.duplicate:
+                self.count("duplicate_engagements")
+            elif out.change is not None:
+                await self.publish(out.change, engagement.id, partition)
 
     async def on_control(self, event: EventT[Any]) -> None:
         message = event.message
@@ -184,10 +300,10 @@ class Pipeline:
         if message.key is not None and message.key != user.encode():
             await self.dead_letter(Invalid("key_mismatch", "message key must be the user"), event)
             return
-        self.cache.forget(user)
+        self.cache(message.partition).forget(user)
         for clock in self.clocks.values():
             clock.watch.pop(user, None)
-        await self.score_changes.send(key=user.encode(), value=None)
+        await self.send(self.score_changes, user.encode(), None)
         self.count("forgotten")
 
 
@@ -218,20 +334,22 @@ def create_app(settings: Settings, model: Model) -> faust.App:
     pipeline = Pipeline(app, settings, model)
     app.influence = pipeline  # type: ignore[attr-defined]
 
+    batch, within = settings.batch_max_events, settings.batch_within_s
+
     @app.agent(pipeline.inputs, name="act")
     async def act(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await pipeline.on_input(event)
+        async for events in cast(Stream[bytes], stream).take_events(batch, within=within):
+            await pipeline.run_batch(events, pipeline.on_input)
 
     @app.agent(pipeline.engagements, name="receive")
     async def receive(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await pipeline.on_engagement(event)
+        async for events in cast(Stream[bytes], stream).take_events(batch, within=within):
+            await pipeline.run_batch(events, pipeline.on_engagements)
 
     @app.agent(pipeline.control, name="control")
     async def control(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await pipeline.on_control(event)
+        async for events in cast(Stream[bytes], stream).take_events(batch, within=within):
+            await pipeline.run_batch(events, pipeline.on_control)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *_: Any, **__: Any) -> None:

@@ -72,6 +72,14 @@ class Settings:
     start_from_ms: int | None = None
     """Event time a fresh consumer group starts the input topics from (offsets for times);
     partitions with a committed offset resume there instead. `influence worker --from`."""
+    batch_max_events: int = 1000
+    """Events an agent takes at once; each changed user is written once per batch."""
+    batch_within_s: float = 0.05
+    """How long an agent waits to fill a batch: the latency a quiet stream pays."""
+    cache_max_users: int = 100_000
+    """Decoded users kept per partition between batches (beyond it, decoded again on use)."""
+    engagements_per_message: int = 500
+    """Engagements bundled into one repartition message (one Kafka record, many engagements)."""
     topics: Topics = field(default_factory=Topics)
 
     @classmethod

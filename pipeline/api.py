@@ -104,8 +104,10 @@ def parse_top_query(query: Mapping[str, str]) -> TopQuery | Reply:
         topic = topic.strip().lstrip("#").lower()
         if not topic or len(topic) > MAX_ID_LENGTH:
             return error(400, "bad_parameter", f"topic must have 1..{MAX_ID_LENGTH} characters")
-    local = query.get("local", "0") in ("1", "true")
-    return TopQuery(n, topic, local)
+    local = query.get("local", "0")
+    if local not in ("0", "1"):
+        return error(400, "bad_parameter", "local must be 0 or 1")
+    return TopQuery(n, topic, local == "1")
 
 
 def user_body(user: str, state: UserState, now: int, model: Model) -> dict[str, object]:
@@ -236,9 +238,10 @@ class WorkerState:
     the decoded-user cache, and the per-partition stream clocks.
     """
 
-    def __init__(self, app: Any, pipeline: Any) -> None:
+    def __init__(self, app: Any, pipeline: Any, metrics: PipelineMetrics) -> None:
         self.app = app
         self.pipeline = pipeline
+        self.metrics = metrics
         self._state_size = StateSize(0, 0)
         self._state_scanned_at = -STATE_SCAN_INTERVAL_S
 
@@ -267,17 +270,25 @@ class WorkerState:
         return bool(recovery.completed.is_set()) and not recovery.in_recovery
 
     def now_for(self, partition: int, state: UserState) -> int:
+        """The partition's stream time: the latest event time seen there (inputs and
+        engagements), which every clock below can only under-estimate; after a restart, until
+        the partition sees traffic, the user's own latest event."""
         clock = self.pipeline.clocks.get(partition)
-        now = clock.now if clock is not None and clock.now is not None else None
-        last: int = state.last_ts
-        return last if now is None or now < last else int(now)
+        candidates = [
+            state.last_ts,
+            self.metrics.partition_event_ms.get(partition, -1),
+            clock.now if clock is not None and clock.now is not None else -1,
+        ]
+        return int(max(candidates))
 
     # users
 
-    def _decoded(self, user: str, data: bytes | None) -> UserState | None:
+    def _decoded(self, user: str, partition: int, data: bytes | None) -> UserState | None:
+        """The partition cache's copy (newest, maybe not flushed yet), else the table's."""
         from pipeline.steps import decode_stored
 
-        cached = self.pipeline.cache.users.get(user)
+        cache = self.pipeline.caches.get(partition)
+        cached = cache.users.get(user) if cache is not None else None
         if cached is not None:
             state: UserState = cached.state
             return state
@@ -287,7 +298,7 @@ class WorkerState:
         partition = self.partition_of(user)
         if partition not in self.active_partitions():
             return None
-        state = self._decoded(user, self.pipeline.table.get(user.encode()))
+        state = self._decoded(user, partition, self.pipeline.table.get(user.encode()))
         return None if state is None else (state, self.now_for(partition, state))
 
     def _local_items(self) -> Iterator[tuple[bytes, bytes]]:
@@ -309,9 +320,10 @@ class WorkerState:
     def local_users(self) -> Iterator[tuple[str, UserState, int]]:
         for key, value in self._local_items():
             user = key.decode()
-            state = self._decoded(user, value)
+            partition = self.partition_of(user)
+            state = self._decoded(user, partition, value)
             if state is not None:
-                yield user, state, self.now_for(self.partition_of(user), state)
+                yield user, state, self.now_for(partition, state)
 
     # scrape-time metrics
 
@@ -360,7 +372,7 @@ def register(app: Any, pipeline: Any, metrics: PipelineMetrics, token: str | Non
     from faust.web import View
     from yarl import URL
 
-    worker = WorkerState(app, pipeline)
+    worker = WorkerState(app, pipeline, metrics)
     model: Model = pipeline.model
     metrics.lag_provider = worker.consumer_lag
     metrics.state_provider = worker.state_size

@@ -33,7 +33,9 @@ from faust.streams import Stream, _current_event, current_event
 from faust.transport.consumer import TransactionManager
 from faust.types import EventT
 
+from pipeline.api import register as register_views
 from pipeline.codec import DeadLetter, decode_json_event, score_change_json
+from pipeline.metrics import PipelineMetrics
 from pipeline.settings import Settings
 from pipeline.steps import (
     DecayClock,
@@ -132,6 +134,7 @@ class Pipeline:
         """Engagements of the running batch by (source partition, target partition)."""
         self.lock = asyncio.Lock()
         self.counters: dict[str, int] = {}
+        self.metrics = PipelineMetrics(model.model_version)
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount
@@ -159,6 +162,7 @@ class Pipeline:
                 last_of_partition[event.message.partition] = event
             await self.send_engagements(last_of_partition)
             await self.app.producer.flush()
+            self.metrics.produced()
             for partition, event in last_of_partition.items():
                 cache = self.caches.get(partition)
                 if cache is not None and cache.dirty:
@@ -208,6 +212,8 @@ class Pipeline:
             score_change_json(change, cause_id, self.model.model_version),
         )
         self.count("score_changes")
+        event = current_event()
+        self.metrics.score_change(change.cause, event.message.time_in if event else None)
 
     async def dead_letter(self, invalid: Invalid, event: EventT[Any]) -> None:
         message = event.message
@@ -221,6 +227,9 @@ class Pipeline:
         )
         await self.dead_letters.send(key=message.key, value=letter.to_json())
         self.count(f"dead_letter:{invalid.reason}")
+        self.metrics.dead_letter(invalid.reason)
+        if message.topic in self.input_index:
+            self.metrics.invalid(invalid.reason)
 
     def misplaced(self, key: bytes, partition: int) -> Invalid | None:
         """A message in another partition than its key's would put a user's state in two places."""
@@ -259,6 +268,11 @@ class Pipeline:
         origin = Position(self.input_index[message.topic], message.partition, message.offset)
         out = actor_step(self.cache(message.partition), decoded, origin, self.model)
         self.count("duplicates" if out.duplicate else f"events:{decoded.kind}")
+        if out.duplicate:
+            self.metrics.duplicate("actor")
+        else:
+            self.metrics.consumed(message.topic, decoded.kind)
+        self.metrics.event_time(decoded.ts, message.partition)
         if out.engagement is not None:
             self.route((out.engagement, origin), message.partition)
         for change in out.changes:
@@ -275,11 +289,13 @@ class Pipeline:
         cache = self.cache(partition)
         clock = self.clocks.setdefault(partition, DecayClock())
         for engagement, origin in bundle:
+            self.metrics.event_time(engagement.ts, partition)
             for change, day in clock.advance(engagement.ts, cache, self.model):
                 await self.publish(change, f"decay:{day}", partition)
             out = target_step(cache, engagement, origin, self.model)
             if out.duplicate:
                 self.count("duplicate_engagements")
+                self.metrics.duplicate("target")
             elif out.change is not None:
                 await self.publish(out.change, engagement.id, partition)
 
@@ -333,6 +349,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
     app.transport.TransactionManager = SourcePartitionTransactions  # type: ignore[misc]
     pipeline = Pipeline(app, settings, model)
     app.influence = pipeline  # type: ignore[attr-defined]
+    register_views(app, pipeline, pipeline.metrics, settings.api_token)
 
     batch, within = settings.batch_max_events, settings.batch_within_s
 
@@ -358,6 +375,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *_: Any, **__: Any) -> None:
         pipeline.reset()
+        pipeline.metrics.rebalance()
 
     return app
 

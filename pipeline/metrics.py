@@ -93,6 +93,10 @@ class PipelineMetrics:
     latency_count: int = 0
     latency_sum: float = 0.0
     last_event_ms: int | None = None
+    partition_event_ms: dict[int, int] = field(default_factory=dict)
+    """Latest event time seen per partition: the stream clock query answers are read at."""
+    pending_since: list[float] = field(default_factory=list)
+    """Consumption times (monotonic) of messages whose score changes await the flush."""
     rebalances: int = 0
     up: bool = True
     lag_provider: LagProvider | None = None
@@ -120,8 +124,19 @@ class PipelineMetrics:
     def duplicate(self, stage: str, amount: int = 1) -> None:
         self.duplicate_counts[stage] = self.duplicate_counts.get(stage, 0) + amount
 
-    def score_change(self, cause: str, amount: int = 1) -> None:
-        self.score_change_counts[cause] = self.score_change_counts.get(cause, 0) + amount
+    def score_change(self, cause: str, consumed_at: float | None = None) -> None:
+        """One score change; `consumed_at` (monotonic) times it once `produced` is called."""
+        self.score_change_counts[cause] = self.score_change_counts.get(cause, 0) + 1
+        if consumed_at is not None:
+            self.pending_since.append(consumed_at)
+
+    def produced(self, now: float | None = None) -> None:
+        """The pending score changes reached the broker: observe their latencies."""
+        if self.pending_since:
+            now = time.monotonic() if now is None else now
+            for since in self.pending_since:
+                self.latency(now - since)
+            self.pending_since.clear()
 
     def latency(self, seconds: float) -> None:
         """One message's consumed → score-change-produced time (wall clock, seconds)."""
@@ -131,11 +146,13 @@ class PipelineMetrics:
         self.latency_count += 1
         self.latency_sum += seconds
 
-    def event_time(self, ts_ms: int) -> None:
-        """The event time (ms) of the latest processed event; never moves backwards."""
+    def event_time(self, ts_ms: int, partition: int | None = None) -> None:
+        """The event time (ms) of a processed event; the clocks never move backwards."""
         last = self.last_event_ms
         if last is None or ts_ms > last:
             self.last_event_ms = ts_ms
+        if partition is not None and ts_ms > self.partition_event_ms.get(partition, -1):
+            self.partition_event_ms[partition] = ts_ms
 
     def rebalance(self) -> None:
         self.rebalances += 1

@@ -28,6 +28,7 @@ from pipeline.api import (
     user_reply,
 )
 from pipeline.engine import Engine
+from pipeline.metrics import PipelineMetrics
 from pipeline.steps import DecayClock, Stored, encode_stored
 from scoring import Model, read_mass, score_of
 from scoring.model import DAY_MS
@@ -64,6 +65,8 @@ def test_top_parameters() -> None:
         {"topic": ""},
         {"topic": "#"},
         {"topic": "x" * 300},
+        {"local": "yes"},
+        {"local": "-1"},
     ):
         reply = parse_top_query(bad)
         assert isinstance(reply, Reply) and reply.status == 400, bad
@@ -178,7 +181,13 @@ class TP(NamedTuple):
     partition: int
 
 
-def _worker(engine: Engine, partitions: int, active: set[int], clocks: dict[int, Any]) -> Any:
+def _worker(
+    engine: Engine,
+    partitions: int,
+    active: set[int],
+    clocks: dict[int, Any],
+    metrics: PipelineMetrics | None = None,
+) -> Any:
     table = {u.encode(): encode_stored(Stored(s)) for u, s in engine.states.items()}
 
     class Table(dict[bytes, bytes]):
@@ -188,14 +197,14 @@ def _worker(engine: Engine, partitions: int, active: set[int], clocks: dict[int,
     tps = {TP("app-users-changelog", p) for p in active}
     pipeline = SimpleNamespace(
         table=Table(table),
-        cache=SimpleNamespace(users={}),
+        caches={},
         clocks=clocks,
         settings=SimpleNamespace(partitions=partitions),
     )
     app = SimpleNamespace(
         assignor=SimpleNamespace(assigned_actives=lambda: tps, assigned_standbys=lambda: set())
     )
-    return WorkerState(app, pipeline)
+    return WorkerState(app, pipeline, metrics or PipelineMetrics("v"))
 
 
 def test_a_worker_answers_for_its_own_partitions_at_their_stream_time(
@@ -212,6 +221,12 @@ def test_a_worker_answers_for_its_own_partitions_at_their_stream_time(
     assert found is not None and found[1] == later  # the partition's clock, not the user's
     other = _worker(engine, 4, set(range(4)) - {star_partition}, {})
     assert other.lookup("star") is None
+    # The latest event seen in the partition, when later than the decay clock.
+    seen = PipelineMetrics("v")
+    seen.event_time(later + 5, partition=star_partition)
+    seen.event_time(later + 99, partition=(star_partition + 1) % 4)  # another partition's
+    found = _worker(engine, 4, {star_partition}, {star_partition: clock}, seen).lookup("star")
+    assert found is not None and found[1] == later + 5
     # No clock yet for the partition (just assigned): the user's own latest event time.
     fresh = _worker(engine, 4, {star_partition}, {})
     found = fresh.lookup("star")
@@ -220,5 +235,13 @@ def test_a_worker_answers_for_its_own_partitions_at_their_stream_time(
     assert everyone == set(engine.states)
     mine = {u for u, _, _ in owner.local_users()}
     assert "star" in mine and all(owner.partition_of(u) == star_partition for u in mine)
+    # A user changed in the running batch is read from the partition's cache, not the table.
+    newer = Engine(model)
+    newer.process(ev("mention", "someone", "star", day=3))
+    owner.pipeline.caches[star_partition] = SimpleNamespace(
+        users={"star": Stored(newer.states["star"])}
+    )
+    found = owner.lookup("star")
+    assert found is not None and found[0] is newer.states["star"]
     size = owner.state_size()
     assert size.users == len(mine) and size.state_bytes > 0

@@ -92,10 +92,13 @@ def test_values_follow_what_was_recorded() -> None:
     metrics.dead_letter("oversize")
     metrics.dead_letter("unknown_kind")
     metrics.duplicate("actor", 4)
-    metrics.score_change("engagement", 5)
+    for _ in range(5):
+        metrics.score_change("engagement")
     metrics.score_change("action")
-    metrics.event_time(1_999_000_000)
-    metrics.event_time(1_000_000_000)  # older: the clock never goes back
+    metrics.event_time(1_999_000_000, partition=1)
+    metrics.event_time(1_000_000_000, partition=1)  # older: the clock never goes back
+    metrics.event_time(1_500_000_000, partition=0)
+    assert metrics.partition_event_ms == {1: 1_999_000_000, 0: 1_500_000_000}
     metrics.rebalance()
     metrics.rebalance()
     metrics.state_provider = lambda: StateSize(12, 3456)
@@ -142,6 +145,21 @@ def test_latency_histogram_is_cumulative_in_base_units() -> None:
     assert values[(bucket, (("le", "+Inf"),))] == 5
     assert values[("influence_processing_latency_seconds_count", ())] == 5
     assert values[("influence_processing_latency_seconds_sum", ())] == pytest.approx(1000.2065)
+
+
+def test_latency_is_observed_when_the_changes_are_produced() -> None:
+    metrics = PipelineMetrics("v")
+    metrics.score_change("engagement", consumed_at=100.0)
+    metrics.score_change("decay", consumed_at=100.5)
+    metrics.score_change("decay")  # no consumption time known: counted, not timed
+    values = samples(metrics.render().decode())
+    assert values[("influence_processing_latency_seconds_count", ())] == 0
+    metrics.produced(now=101.0)
+    metrics.produced(now=200.0)  # nothing pending any more
+    values = samples(metrics.render().decode())
+    assert values[("influence_processing_latency_seconds_count", ())] == 2
+    assert values[("influence_processing_latency_seconds_sum", ())] == pytest.approx(1.5)
+    assert values[("influence_score_changes_total", (("cause", "decay"),))] == 2
 
 
 def test_event_time_lag_is_unknown_before_the_first_event() -> None:

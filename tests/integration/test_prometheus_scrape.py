@@ -45,8 +45,7 @@ SHORT_FOR = "1s"
 """Every alert's `for:` in the test: long enough to go through pending, short enough to wait."""
 PARTITIONS = 2
 BATCHES = 6
-"""Input is produced in several batches a scrape or two apart, so that counters rise between
-scrapes and `rate()` (which ignores a series' first sample) sees them move."""
+"""Input is produced in batches a scrape or two apart (232 valid events, 48 bad messages)."""
 BAD_PER_BATCH = 8
 PAUSE_BETWEEN_BATCHES_S = 2.0
 WAIT_S = 90.0
@@ -230,30 +229,29 @@ def _assert_rules_evaluate(prometheus: Prometheus) -> None:
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
 
 
-async def _produce_batches(
-    bootstrap: str, deployment: Deployment, events: list[dict[str, Any]]
+async def _produce_batch(
+    bootstrap: str, deployment: Deployment, events: list[dict[str, Any]], batch: int
 ) -> None:
+    """Batch number `batch` of the valid events, then BAD_PER_BATCH messages that are not JSON."""
     topics = deployment.topics
     names = {"tweets": topics.tweets, "retweets": topics.retweets, "mentions": topics.mentions}
     size = -(-len(events) // BATCHES)
-    for batch in range(BATCHES):
-        chunk = events[batch * size : (batch + 1) * size]
-        for topic in {KIND_TOPIC[str(e["kind"])] for e in chunk}:
-            await produce_raw(
-                bootstrap,
-                names[topic],
-                [
-                    (str(e["actor"]).encode(), orjson.dumps(e))
-                    for e in chunk
-                    if KIND_TOPIC[str(e["kind"])] == topic
-                ],
-            )
+    chunk = events[batch * size : (batch + 1) * size]
+    for topic in sorted({KIND_TOPIC[str(e["kind"])] for e in chunk}):
         await produce_raw(
             bootstrap,
-            topics.tweets,
-            [(f"u{i}".encode(), b'{"not json') for i in range(BAD_PER_BATCH)],
+            names[topic],
+            [
+                (str(e["actor"]).encode(), orjson.dumps(e))
+                for e in chunk
+                if KIND_TOPIC[str(e["kind"])] == topic
+            ],
         )
-        await asyncio.sleep(PAUSE_BETWEEN_BATCHES_S)
+    await produce_raw(
+        bootstrap,
+        topics.tweets,
+        [(f"u{i}".encode(), b'{"not json') for i in range(BAD_PER_BATCH)],
+    )
 
 
 def _wait_serving(worker: WorkerProcess) -> None:
@@ -284,8 +282,17 @@ def test_prometheus_scrapes_a_worker_and_evaluates_the_alert_rules(
         job = _job_name()
         prometheus.wait_value(f'up{{job="{job}"}}', 1.0)
 
+        # The first batch creates the counters' series; the later ones make them rise between
+        # scrapes, which is what rate() (and so the dead-letter alert) needs to see.
         events = _events(seed=11)
-        asyncio.run(_produce_batches(kafka_bootstrap, deployment, events))
+        asyncio.run(_produce_batch(kafka_bootstrap, deployment, events, 0))
+        _wait(
+            lambda: prometheus.scalar("sum(influence_dead_letters_total)"),
+            "the first dead letters to be scraped",
+        )
+        for batch in range(1, BATCHES):
+            asyncio.run(_produce_batch(kafka_bootstrap, deployment, events, batch))
+            time.sleep(PAUSE_BETWEEN_BATCHES_S)
         wait_until_processed(deployment)
 
         # The values that arrive are the ones produced, exactly.

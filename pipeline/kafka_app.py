@@ -36,6 +36,7 @@ from faust.types import EventT
 from pipeline.api import register as register_views
 from pipeline.codec import DeadLetter, decode_json_event, score_change_json
 from pipeline.metrics import PipelineMetrics
+from pipeline.reprocess import install_start_seek
 from pipeline.settings import Settings
 from pipeline.steps import (
     DecayClock,
@@ -377,6 +378,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         pipeline.reset()
         pipeline.metrics.rebalance()
 
+    install_start_seek(app, settings)  # --from: uncommitted input partitions start at that time
     return app
 
 

@@ -334,7 +334,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         datadir=settings.data_dir,
         processing_guarantee=settings.processing_guarantee,
         web_bind=settings.web_host,
-        web_host=settings.web_host,
+        web_host=settings.web_advertised_host or settings.web_host,
         web_port=settings.web_port,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,

@@ -50,6 +50,10 @@ class Settings:
     """Table store: rocksdb:// for workers, memory:// for tests."""
     data_dir: str = "./influence-data"
     web_host: str = "127.0.0.1"
+    """Address the worker's web server binds (0.0.0.0 in containers)."""
+    web_advertised_host: str | None = None
+    """Host other workers use to reach this one (query forwarding); web_host when unset. In
+    Kubernetes: the pod's stable DNS name, e.g. ``$(POD_NAME).influence-worker``."""
     web_port: int = 6066
     model_path: str | None = None
     """Model file; the bundled v1 when unset."""

@@ -324,7 +324,8 @@ def test_compose_wires_kafka_topics_workers_and_monitoring() -> None:
     assert services["topic-init"]["command"] == ["topics", "create"]
     assert services["topic-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     worker = services["worker"]
-    assert worker["command"][0] == "worker"
+    assert "exec influence worker" in worker["entrypoint"][-1]
+    assert "INFLUENCE_WEB_ADVERTISED_HOST=" in worker["entrypoint"][-1]
     assert worker["depends_on"]["topic-init"]["condition"] == "service_completed_successfully"
     assert worker["deploy"]["replicas"] >= 2
     build = services["topic-init"]["build"]
@@ -371,7 +372,11 @@ def _compose_worker_envs() -> list[dict[str, str]]:
 def _k8s_worker_env() -> dict[str, str]:
     env = {k: str(v) for k, v in _k8s("ConfigMap")[0]["data"].items()}
     container = _k8s("StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]
-    env.update({item["name"]: "secret" for item in container.get("env", [])})
+    env.update({item["name"]: item.get("value", "secret") for item in container.get("env", [])})
+    # Downward-API values that other variables expand ($(POD_NAME)), not settings themselves.
+    for helper in ("POD_NAME", "POD_NAMESPACE"):
+        assert f"$({helper})" in env.get("INFLUENCE_WEB_ADVERTISED_HOST", "") or helper not in env
+        env.pop(helper, None)
     return env
 
 

@@ -12,17 +12,19 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import orjson
 
 from pipeline.codec import DeadLetter, score_change_json
 from pipeline.engine import Emitted, Engine, long_lived_states
-from pipeline.metrics import PipelineMetrics, StateSize
 from pipeline.sources import read_events
 from scoring import Event, Model, UserState, read_mass, score_of
 from scoring.score import reasons, topic_scores
 from scoring.windows import read_windows
+
+if TYPE_CHECKING:  # prometheus_client is imported only by a run that serves metrics
+    from pipeline.metrics import PipelineMetrics
 
 KINDS_RECEIVED = ("retweet", "quote", "reply", "mention")
 
@@ -192,6 +194,7 @@ KIND_TOPIC = {
 
 def watch_engine(metrics: PipelineMetrics, engine: Engine) -> None:
     """Makes `metrics` read the engine's own counters at each scrape."""
+    from pipeline.metrics import StateSize
 
     def copy_counts(m: PipelineMetrics) -> None:
         stats = engine.stats

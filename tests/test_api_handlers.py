@@ -245,3 +245,36 @@ def test_a_worker_answers_for_its_own_partitions_at_their_stream_time(
     assert found is not None and found[0] is newer.states["star"]
     size = owner.state_size()
     assert size.users == len(mine) and size.state_bytes > 0
+
+
+def test_ready_only_once_recovery_has_completed(model: Model, ev: Events) -> None:
+    worker = _worker(_engine(model, ev), 4, {0}, {})
+
+    class Completed:
+        def __init__(self, done: bool) -> None:
+            self.done = done
+
+        def is_set(self) -> bool:
+            return self.done
+
+    for done, running, ready in ((False, False, False), (True, True, False), (True, False, True)):
+        recovery = SimpleNamespace(
+            completed=Completed(done), in_recovery=running, active_remaining_total=lambda: 7
+        )
+        worker.app.tables = SimpleNamespace(recovery=recovery)
+        assert worker.recovered() is ready
+        assert worker.recovery().in_progress is running
+        assert worker.recovery().remaining_messages == 7
+
+
+def test_consumer_lag_is_end_offset_minus_position(model: Model, ev: Events) -> None:
+    worker = _worker(_engine(model, ev), 4, {0}, {})
+    tweets, mentions, changelog = TP("tweets", 0), TP("mentions", 1), TP("app-users-changelog", 0)
+    worker.app.tables = SimpleNamespace(changelog_topics={"app-users-changelog"})
+    worker.app.consumer = SimpleNamespace(
+        assignment=lambda: {tweets, mentions, changelog, TP("retweets", 2)},
+        highwater=lambda tp: {tweets: 120, mentions: 40, changelog: 999}.get(tp),
+        _read_offset={tweets: 99, changelog: 5},  # last offset read
+        _committed_offset={mentions: 31},  # nothing read yet: the committed position
+    )
+    assert worker.consumer_lag() == {("tweets", 0): 20, ("mentions", 1): 9}

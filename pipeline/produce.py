@@ -184,11 +184,19 @@ class Sink(Protocol):
 
     def partition_for(self, topic: str, key: bytes) -> int: ...
 
+    def oldest_kept_ms(self, topic: str) -> int | None:
+        """The oldest record timestamp the topic keeps now (retention), None if it keeps all."""
+        ...
+
     async def send(
         self, record: Record, partition: int, headers: list[tuple[str, bytes]]
     ) -> None: ...
 
     async def flush(self) -> None: ...
+
+
+class RetentionError(ValueError):
+    """An event older than its topic's retention: the broker would delete it within minutes."""
 
 
 Watermarks = dict[tuple[str, str, int], int]
@@ -262,6 +270,14 @@ async def produce(
                 stats.outside_range += 1
                 continue
             record = to_record(item, topics)
+            floor = sink.oldest_kept_ms(record.topic)
+            if floor is not None and item.ts < floor:
+                raise RetentionError(
+                    f"{record.topic} deletes records older than {_iso(floor)} (retention.ms, by "
+                    f"record timestamp = event time) and {source.path} line {line} is from "
+                    f"{_iso(item.ts)}: set the input topics' retention.ms to -1 (`influence "
+                    f"topics create` does) before replaying history"
+                )
             partition = sink.partition_for(record.topic, record.key)
             if marks.get((source.source_id, record.topic, partition), 0) >= line:
                 stats.already_produced += 1
@@ -289,6 +305,7 @@ class KafkaSink:
             **settings.kafka_client_options(), enable_idempotence=True, acks="all", linger_ms=20
         )
         self.partition_counts: dict[str, int] = {}
+        self.retention_ms: dict[str, int] = {}
         self._pending: list[asyncio.Future[Any]] = []
 
     async def start(self) -> None:
@@ -298,6 +315,31 @@ class KafkaSink:
             if not partitions:
                 raise InputError(topic, "topic does not exist: run `influence topics create`")
             self.partition_counts[topic] = len(partitions)
+        self.retention_ms = await self._retention()
+
+    async def _retention(self) -> dict[str, int]:
+        from aiokafka.admin import AIOKafkaAdminClient
+        from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+        admin = AIOKafkaAdminClient(**self.settings.kafka_client_options())
+        await admin.start()
+        try:
+            responses = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, t) for t in self.partition_counts]
+            )
+        finally:
+            await admin.close()
+        out: dict[str, int] = {}
+        for response in responses:
+            for _, _, _, name, entries, *_ in response.resources:
+                for entry in entries:
+                    if entry[0] == "retention.ms" and entry[1] is not None:
+                        out[name] = int(entry[1])
+        return out
+
+    def oldest_kept_ms(self, topic: str) -> int | None:
+        retention = self.retention_ms.get(topic, -1)
+        return None if retention < 0 else int(time.time() * 1000) - retention
 
     async def stop(self) -> None:
         await self.producer.stop()

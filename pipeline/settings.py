@@ -70,6 +70,10 @@ class Settings:
     api_token: str | None = field(default=None, repr=False)
     """Bearer token the query API requires (GET /users, /top); unset: no authentication.
     /metrics, /livez and /readyz never need it."""
+    input_retention_ms: int = -1
+    """retention.ms of the input topics `influence topics create` makes. Records carry their
+    event time as timestamp, so a time limit deletes a historical backfill within minutes of
+    producing it; -1 keeps the inputs, the history that replays and reprocessing start from."""
     shadow: bool = False
     """A shadow worker: own state namespace, outputs to `<topic>.shadow.<version>` topics
     (pipeline/reprocess.py); set by `influence worker --shadow`."""

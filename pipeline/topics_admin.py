@@ -22,8 +22,18 @@ async def create_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [name for name in topic_names(settings) if name not in existing]
         if missing:
+            inputs = set(settings.topics.inputs)
+            retention = {"retention.ms": str(settings.input_retention_ms)}
             await admin.create_topics(
-                [NewTopic(name, settings.partitions, settings.replication) for name in missing]
+                [
+                    NewTopic(
+                        name,
+                        settings.partitions,
+                        settings.replication,
+                        topic_configs=retention if name in inputs else {},
+                    )
+                    for name in missing
+                ]
             )
         return missing
     finally:

@@ -18,6 +18,7 @@ from pipeline.produce import (
     Pacer,
     ProduceStats,
     Record,
+    RetentionError,
     Source,
     TimeRange,
     fingerprint,
@@ -41,12 +42,16 @@ LINES = [
 class ListSink:
     """Records in send order; two partitions per topic by a stable hash of the key."""
 
-    def __init__(self) -> None:
+    def __init__(self, kept_from: dict[str, int] | None = None) -> None:
         self.sent: list[tuple[Record, int, dict[str, bytes]]] = []
         self.flushed = False
+        self.kept_from = kept_from or {}
 
     def partition_for(self, topic: str, key: bytes) -> int:
         return zlib.crc32(key) % 2
+
+    def oldest_kept_ms(self, topic: str) -> int | None:
+        return self.kept_from.get(topic)
 
     async def send(self, record: Record, partition: int, headers: list[tuple[str, bytes]]) -> None:
         self.sent.append((record, partition, dict(headers)))
@@ -132,6 +137,17 @@ def test_higgs_gzip_input_maps_kinds_and_seconds(tmp_path: Path) -> None:
         ("m-in", b"3", 1341100973000),
         ("t-in", b"4", 1341100974000),
     ]
+
+
+def test_an_event_the_topic_would_delete_at_once_stops_the_run(stream: Path) -> None:
+    # The tweets topic keeps records from T0 + 2.5 s on; retweets and mentions keep all.
+    sink = ListSink(kept_from={"t-in": T0 + 2500})
+    with pytest.raises(RetentionError, match=r"retention\.ms"):
+        asyncio.run(produce([Source(str(stream), "src")], sink, TOPICS))
+    assert sink.sent == []  # line 1, a tweet at T0, is refused before anything is sent
+    kept = ListSink(kept_from={"r-in": T0 + 1000, "m-in": T0})
+    asyncio.run(produce([Source(str(stream), "src")], kept, TOPICS))
+    assert len(kept.sent) == 5  # at or after the floor: kept
 
 
 class FakeTime:

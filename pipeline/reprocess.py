@@ -71,15 +71,20 @@ async def start_offsets(settings: Settings, start_ms: int) -> StartOffsets:
     """For each input partition, the first offset at or after `start_ms` (its end if none)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        *settings.topics.inputs,  # subscribed (no group): their metadata is fetched at start
+        **settings.kafka_client_options(),
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
-        await consumer.topics()  # metadata of every topic, for partitions_for_topic
         tps = [
             TopicPartition(topic, partition)
             for topic in settings.topics.inputs
             for partition in sorted(consumer.partitions_for_topic(topic) or ())
         ]
+        if not tps:
+            raise ValueError(f"input topics {settings.topics.inputs} not found on the broker")
         found = await consumer.offsets_for_times(dict.fromkeys(tps, start_ms))
         ends = await consumer.end_offsets(tps)
     finally:

@@ -22,17 +22,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from faust.streams import Stream, _current_event, current_event
 from faust.transport.consumer import TransactionManager
-from faust.types import EventT
+from faust.types import TP, EventT
 
+from pipeline.aligner import EventTimeAligner
 from pipeline.api import register as register_views
 from pipeline.codec import DeadLetter, decode_json_event, score_change_json
 from pipeline.metrics import PipelineMetrics
@@ -48,10 +49,12 @@ from pipeline.steps import (
     encode_engagements,
     target_step,
 )
-from scoring import Invalid, Model, ScoreChange
+from scoring import Event, Invalid, Model, ScoreChange
 from scoring.errors import StateError
 
 log = logging.getLogger(__name__)
+
+Payload = TypeVar("Payload")
 
 _partitioner = DefaultPartitioner()
 
@@ -134,6 +137,10 @@ class Pipeline:
         self.outbox: dict[tuple[int, int], list[Routed]] = {}
         """Engagements of the running batch by (source partition, target partition)."""
         self.lock = asyncio.Lock()
+        self.aligner: EventTimeAligner[tuple[EventT[Any], Event]] = EventTimeAligner(
+            self.has_more, settings.align_max_wait_s
+        )
+        self.input_stream: Stream[bytes] | None = None
         self.counters: dict[str, int] = {}
         self.metrics = PipelineMetrics(model.model_version)
 
@@ -147,19 +154,61 @@ class Pipeline:
         return cache
 
     def reset(self) -> None:
-        """Partitions moved: decoded users and stream clocks may belong elsewhere now."""
+        """Partitions moved: decoded users, stream clocks and held inputs may belong elsewhere
+        now (held inputs were never acknowledged: they will be delivered again)."""
         self.caches.clear()
         self.clocks.clear()
+        self.aligner.forget()
+
+    def track_inputs(self, assigned: Iterable[TP]) -> None:
+        inputs = sorted(tp for tp in assigned if tp.topic in self.input_index)
+        self.aligner.track(list(inputs))
+
+    def has_more(self, tp: Any, last_offset: int) -> bool:
+        """Does the broker hold input beyond what reached the aligner (for its timing only)?"""
+        consumer = self.app.consumer
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return last_offset < 0
+        # Faust's read offset: the next offset to read after a seek, the last one read after.
+        read: int = getattr(consumer, "_read_offset", {}).get(tp) or 0
+        return bool(highwater > max(last_offset + 1, read))
+
+    async def run_inputs(self, events: Sequence[EventT[Any]]) -> None:
+        """Input events in event-time order across partitions (`pipeline.aligner`), then acked.
+
+        Refused events go to the dead-letter topic at once; valid ones wait in the aligner
+        until every partition behind them has caught up, unacknowledged, so a crash or a
+        rebalance redelivers them.
+        """
+        ready: list[tuple[EventT[Any], Event | Invalid]] = []
+        for event in events:
+            decoded = self.decode_input(event)
+            if isinstance(decoded, Invalid):
+                ready.append((event, decoded))
+            else:
+                message = event.message
+                self.aligner.add(message.tp, message.offset, decoded.ts, (event, decoded))
+        ready.extend(self.aligner.release())
+        if not ready:
+            return
+        await self.run_batch(ready, self.on_input)
+        stream = self.input_stream
+        assert stream is not None
+        for event, _ in ready:
+            await stream.ack(event)
 
     async def run_batch(
-        self, events: Sequence[EventT[Any]], handle: Callable[[EventT[Any]], Awaitable[None]]
+        self,
+        items: Sequence[tuple[EventT[Any], Payload]],
+        handle: Callable[[EventT[Any], Payload], Awaitable[None]],
     ) -> None:
         """Handles a batch, then makes its outputs durable, then writes its changed users."""
         async with self.lock:
             last_of_partition: dict[int, EventT[Any]] = {}
-            for event in events:
+            for event, payload in items:
                 with as_current(event):
-                    await handle(event)
+                    await handle(event, payload)
                 last_of_partition[event.message.partition] = event
             await self.send_engagements(last_of_partition)
             await self.app.producer.flush()
@@ -243,7 +292,7 @@ class Pipeline:
             f"not {partition}",
         )
 
-    async def on_input(self, event: EventT[Any]) -> None:
+    def decode_input(self, event: EventT[Any]) -> Event | Invalid:
         message = event.message
         value = message.value
         decoded = (
@@ -254,18 +303,19 @@ class Pipeline:
             else Invalid("not_an_object", "empty message")
         )
         if isinstance(decoded, Invalid):
-            await self.dead_letter(decoded, event)
-            return
+            return decoded
         key = decoded.actor.encode()
         if message.key is not None and message.key != key:
             # The actor's state lives in the partition of its key: a mis-keyed event would
             # corrupt another partition's state, so it is refused rather than guessed at.
-            await self.dead_letter(Invalid("key_mismatch", "message key must be the actor"), event)
+            return Invalid("key_mismatch", "message key must be the actor")
+        return self.misplaced(key, message.partition) or decoded
+
+    async def on_input(self, event: EventT[Any], decoded: Event | Invalid) -> None:
+        if isinstance(decoded, Invalid):
+            await self.dead_letter(decoded, event)
             return
-        misplaced = self.misplaced(key, message.partition)
-        if misplaced is not None:
-            await self.dead_letter(misplaced, event)
-            return
+        message = event.message
         origin = Position(self.input_index[message.topic], message.partition, message.offset)
         out = actor_step(self.cache(message.partition), decoded, origin, self.model)
         self.count("duplicates" if out.duplicate else f"events:{decoded.kind}")
@@ -279,7 +329,7 @@ class Pipeline:
         for change in out.changes:
             await self.publish(change, decoded.id, message.partition)
 
-    async def on_engagements(self, event: EventT[Any]) -> None:
+    async def on_engagements(self, event: EventT[Any], _: None = None) -> None:
         message = event.message
         try:
             bundle = decode_engagements(message.value or b"[]")
@@ -300,7 +350,7 @@ class Pipeline:
             elif out.change is not None:
                 await self.publish(out.change, engagement.id, partition)
 
-    async def on_control(self, event: EventT[Any]) -> None:
+    async def on_control(self, event: EventT[Any], _: None = None) -> None:
         message = event.message
         try:
             request = orjson.loads(message.value or b"")
@@ -356,18 +406,25 @@ def create_app(settings: Settings, model: Model) -> faust.App:
 
     @app.agent(pipeline.inputs, name="act")
     async def act(stream: faust.StreamT[bytes]) -> None:
-        async for events in cast(Stream[bytes], stream).take_events(batch, within=within):
-            await pipeline.run_batch(events, pipeline.on_input)
+        inputs = pipeline.input_stream = cast(Stream[bytes], stream)
+        async for events in inputs.noack_take(batch, within=within):
+            await pipeline.run_inputs(cast(Sequence[EventT[Any]], events))
+
+    @app.timer(settings.align_max_wait_s / 2)  # type: ignore[untyped-decorator]
+    async def release_held_inputs() -> None:
+        """Inputs held for a partition that went quiet go once `align_max_wait_s` passed."""
+        if len(pipeline.aligner) and pipeline.input_stream is not None:
+            await pipeline.run_inputs([])
 
     @app.agent(pipeline.engagements, name="receive")
     async def receive(stream: faust.StreamT[bytes]) -> None:
         async for events in cast(Stream[bytes], stream).take_events(batch, within=within):
-            await pipeline.run_batch(events, pipeline.on_engagements)
+            await pipeline.run_batch([(e, None) for e in events], pipeline.on_engagements)
 
     @app.agent(pipeline.control, name="control")
     async def control(stream: faust.StreamT[bytes]) -> None:
         async for events in cast(Stream[bytes], stream).take_events(batch, within=within):
-            await pipeline.run_batch(events, pipeline.on_control)
+            await pipeline.run_batch([(e, None) for e in events], pipeline.on_control)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *_: Any, **__: Any) -> None:
@@ -376,6 +433,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *_: Any, **__: Any) -> None:
         pipeline.reset()
+        pipeline.track_inputs(app.consumer.assignment())
         pipeline.metrics.rebalance()
 
     install_start_seek(app, settings)  # --from: uncommitted input partitions start at that time

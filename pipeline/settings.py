@@ -86,6 +86,9 @@ class Settings:
     """How long an agent waits to fill a batch: the latency a quiet stream pays."""
     cache_max_users: int = 100_000
     """Decoded users kept per partition between batches (beyond it, decoded again on use)."""
+    align_max_wait_s: float = 1.0
+    """How long input partitions with events wait for one that is behind in event time and
+    still has events on the broker (pipeline/aligner.py); then it stops holding them back."""
     engagements_per_message: int = 500
     """Engagements bundled into one repartition message (one Kafka record, many engagements)."""
     topics: Topics = field(default_factory=Topics)

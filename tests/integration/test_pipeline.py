@@ -97,6 +97,30 @@ def test_one_worker_matches_the_embedded_engine(
     assert_same_as_embedded(deployment, embedded, model)
 
 
+def test_backfill_of_a_sparse_history_matches_the_embedded_engine(
+    deploy, model: Model, tmp_path: Path
+) -> None:
+    """Eight days of 200 users, all on the broker before the worker starts: a fetch brings
+    days of one partition at a time, more than the model's lateness horizon (open_days). The
+    aligner must hand the steps the events in event-time order across partitions (before it,
+    22 of 200 users scored up to 2 points off)."""
+    from pipeline.generate import GeneratorConfig, generate
+    from scoring import parse_event
+
+    events = [parse_event(row) for row in generate(GeneratorConfig(users=200, days=8, seed=5))]
+    stream = [event for event in events if isinstance(event, Event)]
+    assert len(stream) == len(events)
+    assert (stream[-1].ts - stream[0].ts) > (model.open_days + 2) * 86_400_000
+    engine = Engine(model)
+    for event in stream:
+        engine.process(event)
+    deployment = deploy(4, "at_least_once")
+    asyncio.run(produce_events(deployment.bootstrap, deployment.topics, stream))
+    deployment.start_worker(tmp_path)
+    wait_until_processed(deployment)
+    assert_same_as_embedded(deployment, engine, model)
+
+
 def test_two_workers_on_four_partitions_match_the_embedded_engine(
     deploy, higgs_slice: list[Event], embedded: Engine, model: Model, tmp_path: Path
 ) -> None:

@@ -1,0 +1,115 @@
+"""Releases input events in event-time order across the input partitions a worker owns.
+
+Kafka orders messages only within a partition, and a consumer catching up on a backlog gets
+them a fetch at a time: a whole day of one partition may arrive before any of the next. The
+model tolerates lateness up to `open_days` (scoring.receiving), so an unaligned backfill of a
+sparse history would score differently from the same history replayed in order. Like Kafka
+Streams' task timestamp synchronisation, events are held per partition and the oldest head is
+released only while every other partition either has an event waiting or has nothing more to
+give (the broker holds nothing newer than what reached the aligner). A partition that stays
+behind longer than `max_wait_s` (wall clock) stops holding the others back until its next event
+arrives, so a silent or slow partition delays the others by at most that much.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Partition = Hashable
+
+
+@dataclass(slots=True)
+class _Queue(Generic[Item]):
+    items: deque[tuple[int, Item]] = field(default_factory=deque)
+    last_offset: int = -1
+
+
+class EventTimeAligner(Generic[Item]):
+    """Per-partition queues merged by event time (`ts`), the oldest head first."""
+
+    def __init__(
+        self,
+        has_more: Callable[[Partition, int], bool],
+        max_wait_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`has_more(partition, last_offset_seen)`: does the broker hold more for it?"""
+        self.has_more = has_more
+        self.max_wait_s = max_wait_s
+        self.clock = clock
+        self.queues: dict[Partition, _Queue[Item]] = {}
+        self.waiting_since: float | None = None
+        self.ignored: set[Partition] = set()
+        """Partitions that held the others back for `max_wait_s`: ignored until they deliver."""
+
+    def __len__(self) -> int:
+        return sum(len(queue.items) for queue in self.queues.values())
+
+    def track(self, partitions: list[Partition]) -> None:
+        """Partitions assigned to this worker: each holds the others back until it is seen
+        to have nothing more (a backlog's first fetch may bring one partition's events only)."""
+        for partition in partitions:
+            self.queues.setdefault(partition, _Queue())
+
+    def add(self, partition: Partition, offset: int, ts: int, item: Item) -> None:
+        queue = self.queues.get(partition)
+        if queue is None:
+            queue = self.queues[partition] = _Queue()
+        queue.items.append((ts, item))
+        queue.last_offset = max(queue.last_offset, offset)
+        self.ignored.discard(partition)
+
+    def release(self) -> list[Item]:
+        """Every item that may go now, oldest event time first (ties: partition order)."""
+        out: list[Item] = []
+        queues = self.queues
+        while True:
+            heads = [
+                (queue.items[0][0], i, p)
+                for i, (p, queue) in enumerate(queues.items())
+                if queue.items
+            ]
+            if not heads:
+                break
+            if self._blocked():
+                break
+            _, _, partition = min(heads)
+            out.append(queues[partition].items.popleft()[1])
+        return out
+
+    def _lagging(self) -> list[Partition]:
+        return [
+            partition
+            for partition, queue in self.queues.items()
+            if not queue.items
+            and partition not in self.ignored
+            and self.has_more(partition, queue.last_offset)
+        ]
+
+    def _blocked(self) -> bool:
+        """An empty partition that the broker still has events for holds the others back."""
+        lagging = self._lagging()
+        if not lagging:
+            self.waiting_since = None
+            return False
+        now = self.clock()
+        if self.waiting_since is None:
+            self.waiting_since = now
+        if now - self.waiting_since < self.max_wait_s:
+            return True
+        self.ignored.update(lagging)
+        self.waiting_since = None
+        return False
+
+    def forget(self) -> list[Item]:
+        """Partitions moved: drops and returns everything held (it will be redelivered)."""
+        held = [item for queue in self.queues.values() for _, item in queue.items]
+        self.queues.clear()
+        self.ignored.clear()
+        self.waiting_since = None
+        return held

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -126,7 +127,7 @@ def start_worker(
     return worker
 
 
-def producer(server: str, linger_ms: int = 20) -> object:
+def producer(server: str, linger_ms: int = 20) -> Any:
     """A confluent-kafka producer partitioning like Java clients and aiokafka (murmur2)."""
     from confluent_kafka import Producer
 
@@ -155,12 +156,12 @@ def produce_all(server: str, deployment: Deployment, messages: Iterable[Message]
     for message in messages:
         while True:
             try:
-                p.produce(names[message.topic], message.value, message.key)  # type: ignore[attr-defined]
+                p.produce(names[message.topic], message.value, message.key)
                 break
             except BufferError:
-                p.poll(0.05)  # type: ignore[attr-defined]
-        p.poll(0)  # type: ignore[attr-defined]
-    remaining = p.flush(120)  # type: ignore[attr-defined]
+                p.poll(0.05)
+        p.poll(0)
+    remaining = p.flush(120)
     if remaining:
         raise RuntimeError(f"{remaining} messages not delivered")
     return time.perf_counter() - started
@@ -200,7 +201,7 @@ class Tail:
         consumer.assign([Tp(self.topic, p, 0) for p in range(self.partitions)])
         try:
             while not self._stop.is_set():
-                batch = consumer.consume(10_000, 0.05)
+                batch = consumer.consume(1_000, 0.005)  # short: receive times are latencies
                 now = time.time()
                 for message in batch:
                     if message.error():

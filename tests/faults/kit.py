@@ -24,7 +24,13 @@ from pipeline.codec import decode_higgs_line
 from pipeline.engine import Engine
 from scoring import Event, Model
 from tests.conftest import HIGGS
-from tests.integration.pipeline_kit import Deployment, WorkerProcess, read_topic, read_users
+from tests.integration.pipeline_kit import (
+    Deployment,
+    WorkerProcess,
+    _lag,
+    read_topic,
+    read_users,
+)
 from tests.integration.test_pipeline import assert_same_as_embedded
 
 __all__ = ["assert_outcome_exact", "end_count", "higgs_events", "rewind", "start_worker"]
@@ -78,6 +84,34 @@ async def _end_count(server: str, topic: str, partitions: int) -> int:
 def end_count(server: str, topic: str, partitions: int) -> int:
     """Messages ever written to `topic` (the sum of its end offsets)."""
     return asyncio.run(_end_count(server, topic, partitions))
+
+
+def crashed(worker: WorkerProcess) -> bool:
+    """Faust logs an agent's crash and restarts the agent: the process stays alive."""
+    return b"Crashed reason=" in worker.log.read_bytes()
+
+
+def wait_processed(deployment: Deployment, timeout: float = 300.0) -> None:
+    """`wait_until_processed`, failing at once when an agent of a worker crashes."""
+    topics = deployment.topics
+    tps = [
+        TopicPartition(t, p)
+        for t in (*topics.inputs, topics.engagements)
+        for p in range(deployment.partitions)
+    ]
+    deadline = time.monotonic() + timeout
+    stable, previous = 0, None
+    while time.monotonic() < deadline:
+        for worker in deployment.workers:
+            assert not crashed(worker), f"an agent crashed:\n{worker.tail()}"
+            assert worker.killed or worker.alive(), f"a worker died:\n{worker.tail()}"
+        lag = asyncio.run(_lag(deployment.bootstrap, deployment.name, tps))
+        stable = stable + 1 if all(n == 0 for n in lag.values()) and lag == previous else 0
+        if stable >= 3:
+            return
+        previous = lag
+        time.sleep(1.0)
+    raise AssertionError(f"not processed in {timeout}s: lag {previous}")
 
 
 def wait_for(

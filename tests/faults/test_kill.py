@@ -33,6 +33,11 @@ def kill_moments(expected_score_events: int, seed: int = SEED) -> list[int]:
     return sorted(int(rng.uniform(0.05, 0.85) * expected_score_events) for _ in range(KILLS))
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a restarted worker starts some users from an empty state, so their earlier counts "
+    "are lost (tests/faults/test_restart.py shows it without any kill); docs/reliability.md",
+)
 def test_kill_9_at_five_random_moments(
     deploy: Callable[..., Deployment], higgs: Path, model: Model, tmp_path: Path
 ) -> None:

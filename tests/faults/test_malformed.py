@@ -82,6 +82,7 @@ def malformed(draw: st.DrawFn) -> tuple[bytes | None, bytes | None, str]:
         )
     )
     event = base(actor)
+    value: bytes | None
     if category == "bad_utf8":
         bad = draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80"]))
         value = orjson.dumps(event).replace(b'"victim"', b'"vic' + bad + b'tim"')

@@ -1,7 +1,7 @@
 """Fault tests: real workers on a real broker, broken on purpose.
 
-Every test here needs a broker (marked ``kafka`` like tests/integration) and is marked
-``faults``. The long variants (the 200,000-event kill run) run only with
+Every test here is marked ``faults``; those that need a broker are marked ``kafka`` too, like
+tests/integration. The long variants (the 200,000-event kill run) run only with
 ``INFLUENCE_FULL_FAULTS=1``; the default run uses smaller streams that keep the faults under
 a few minutes of CI time. See docs/reliability.md.
 """
@@ -28,10 +28,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    broker = {"deploy", "own_broker", "kafka_bootstrap"}
     for item in items:
         if item.path.is_relative_to(HERE):
-            item.add_marker(pytest.mark.kafka)
             item.add_marker(pytest.mark.faults)
+            if broker & set(getattr(item, "fixturenames", ())):
+                item.add_marker(pytest.mark.kafka)
 
 
 @pytest.fixture

@@ -13,11 +13,14 @@ arrives, so a silent or slow partition delays the others by at most that much.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 Partition = Hashable
@@ -102,6 +105,11 @@ class EventTimeAligner(Generic[Item]):
             self.waiting_since = now
         if now - self.waiting_since < self.max_wait_s:
             return True
+        log.info(
+            "input partitions %s held the others back %.1fs: not waiting for them",
+            lagging,
+            self.max_wait_s,
+        )
         self.ignored.update(lagging)
         self.waiting_since = None
         return False

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from scoring import (
+    DecayWatch,
     Event,
     Model,
     ScoreChange,
@@ -26,7 +27,6 @@ from scoring import (
     new_user_state,
 )
 from scoring.acting import DUPLICATE, ENGAGEMENT, SELF
-from scoring.model import DAY_MS
 
 
 class Emitted(NamedTuple):
@@ -53,10 +53,13 @@ class Engine:
         self.model = model
         self.states: dict[str, UserState] = {}
         self.stats = EngineStats()
-        self.now: int | None = None
+        self.watch = DecayWatch()
+        """Stream time (the latest event time seen) and the users decay may move a point."""
+
+    @property
+    def now(self) -> int | None:
         """Stream time: the latest event time seen."""
-        self._decay_watch: dict[str, None] = {}
-        """Users whose published score is high enough to fall a point by decay alone."""
+        return self.watch.now
 
     def state(self, user: str, ts: int) -> UserState:
         state = self.states.get(user)
@@ -105,29 +108,17 @@ class Engine:
     def _record(self, change: ScoreChange, cause_id: str, out: list[Emitted]) -> None:
         out.append(Emitted(change, cause_id))
         self.stats.score_changes += 1
-        if change.score >= self.model.decay_check_min_score:
-            self._decay_watch[change.user] = None
-        else:
-            self._decay_watch.pop(change.user, None)
+        self.watch.note(change, self.model)
 
     def advance_to(self, ts: int) -> list[Emitted]:
         """Moves stream time to `ts`, emitting decay-only changes at each day boundary crossed."""
-        out: list[Emitted] = []
-        now = self.now
-        if now is None or ts <= now:
-            if now is None:
-                self.now = ts
-            return out
-        self.now = ts
-        for day in range(now // DAY_MS + 1, ts // DAY_MS + 1):
-            boundary = day * DAY_MS
-            for user in list(self._decay_watch):
-                state = self.states[user]
-                change = detect_change(user, state, boundary, self.model, "decay")
-                if change is not None:
-                    self.stats.decay_changes += 1
-                    self._record(change, f"decay:{day}", out)
-        return out
+        watch = self.watch
+        if watch.now is not None and ts <= watch.now:
+            return []
+        decayed = watch.advance(ts, self.states.get, self.model)
+        self.stats.decay_changes += len(decayed)
+        self.stats.score_changes += len(decayed)
+        return [Emitted(change, f"decay:{day}") for change, day in decayed]
 
     def users(self) -> Iterator[tuple[str, UserState]]:
         """All users in id order (for snapshots)."""

@@ -20,6 +20,7 @@ Faust and aiokafka are used only here and in `pipeline/worker.py`.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -40,7 +41,6 @@ from pipeline.metrics import PipelineMetrics
 from pipeline.reprocess import install_start_seek
 from pipeline.settings import Settings
 from pipeline.steps import (
-    DecayClock,
     Position,
     Routed,
     UserCache,
@@ -49,7 +49,7 @@ from pipeline.steps import (
     encode_engagements,
     target_step,
 )
-from scoring import Event, Invalid, Model, ScoreChange
+from scoring import DecayWatch, Event, Invalid, Model, ScoreChange
 from scoring.errors import StateError
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,8 @@ class Pipeline:
         self.caches: dict[int, UserCache] = {}
         """One cache per partition: a batch's changed users are written under an event of
         their own partition, which is where Faust puts a table write."""
-        self.clocks: dict[int, DecayClock] = {}
+        self.clocks: dict[int, DecayWatch] = {}
+        """Per partition: its event time and the users decay may move by a point."""
         self.outbox: dict[tuple[int, int], list[Routed]] = {}
         """Engagements of the running batch by (source partition, target partition)."""
         self.lock = asyncio.Lock()
@@ -238,24 +239,27 @@ class Pipeline:
     def route(self, routed: Routed, source_partition: int) -> None:
         target = routed[0].target.encode()
         partition: int = _partitioner(target, self.all_partitions, self.all_partitions)
-        self.outbox.setdefault((source_partition, partition), []).append(routed)
+        # Exactly-once: a bundle commits in its source partition's transaction, so it holds
+        # one source partition's engagements. At-least-once: one bundle per target partition,
+        # in the aligned event-time order the engagements were made.
+        source = source_partition if self.settings.processing_guarantee == "exactly_once" else -1
+        self.outbox.setdefault((source, partition), []).append(routed)
 
     async def send_engagements(self, last_of_partition: dict[int, EventT[Any]]) -> None:
-        """Sends the batch's engagements, a few messages per target partition.
-
-        A bundle holds engagements of one source partition only, so that under exactly-once it
-        commits in that partition's transaction.
-        """
+        """Sends the batch's engagements, a few messages per target partition."""
         size = self.settings.engagements_per_message
+        any_event = next(reversed(last_of_partition.values()), None)
         for (source, partition), routed in self.outbox.items():
-            with as_current(last_of_partition[source]):
+            context = last_of_partition.get(source, any_event)
+            assert context is not None
+            with as_current(context):
                 for start in range(0, len(routed), size):
                     bundle = encode_engagements(routed[start : start + size])
                     await self.send(self.engagements, None, bundle, partition)
         self.outbox.clear()
 
     async def publish(self, change: ScoreChange, cause_id: str, partition: int) -> None:
-        self.clocks.setdefault(partition, DecayClock()).note(change, self.model)
+        self.clocks.setdefault(partition, DecayWatch()).note(change, self.model)
         await self.send(
             self.score_changes,
             change.user.encode(),
@@ -329,19 +333,48 @@ class Pipeline:
         for change in out.changes:
             await self.publish(change, decoded.id, message.partition)
 
-    async def on_engagements(self, event: EventT[Any], _: None = None) -> None:
-        message = event.message
-        try:
-            bundle = decode_engagements(message.value or b"[]")
-        except StateError as exc:
-            await self.dead_letter(Invalid("bad_engagement", str(exc)[:200]), event)
+    def merge_engagements(
+        self, events: Sequence[EventT[Any]]
+    ) -> list[tuple[EventT[Any], list[Routed] | Invalid]]:
+        """A batch of bundles as, per target partition, one list in event-time order.
+
+        Bundles from different source partitions of one `act` batch cover the same stretch of
+        event time; applied bundle after bundle, a sparse stream's engagements would reach a
+        target days out of order. Each source partition's engagements keep their own order
+        (the target's offset guard relies on it); `heapq.merge` interleaves them by time.
+        """
+        by_partition: dict[int, dict[tuple[int, int], list[Routed]]] = {}
+        last_of_partition: dict[int, EventT[Any]] = {}
+        out: list[tuple[EventT[Any], list[Routed] | Invalid]] = []
+        for event in events:
+            message = event.message
+            try:
+                bundle = decode_engagements(message.value or b"[]")
+            except StateError as exc:
+                out.append((event, Invalid("bad_engagement", str(exc)[:200])))
+                continue
+            origins = by_partition.setdefault(message.partition, {})
+            for routed in bundle:
+                origin = routed[1]
+                origins.setdefault((origin.topic, origin.partition), []).append(routed)
+            last_of_partition[message.partition] = event
+        for partition, origins in by_partition.items():
+            merged = list(heapq.merge(*origins.values(), key=_engagement_time))
+            out.append((last_of_partition[partition], merged))
+        return out
+
+    async def on_engagements(self, event: EventT[Any], routed: list[Routed] | Invalid) -> None:
+        """Target steps for a partition's engagements (from `merge_engagements`)."""
+        if isinstance(routed, Invalid):
+            await self.dead_letter(routed, event)
             return
-        partition = message.partition
+        partition = event.message.partition
         cache = self.cache(partition)
-        clock = self.clocks.setdefault(partition, DecayClock())
-        for engagement, origin in bundle:
+        clock = self.clocks.setdefault(partition, DecayWatch())
+        for engagement, origin in routed:
             self.metrics.event_time(engagement.ts, partition)
-            for change, day in clock.advance(engagement.ts, cache, self.model):
+            for change, day in clock.advance(engagement.ts, cache.state_of, self.model):
+                cache.mark(change.user)
                 await self.publish(change, f"decay:{day}", partition)
             out = target_step(cache, engagement, origin, self.model)
             if out.duplicate:
@@ -369,7 +402,7 @@ class Pipeline:
             return
         self.cache(message.partition).forget(user)
         for clock in self.clocks.values():
-            clock.watch.pop(user, None)
+            clock.forget(user)
         await self.send(self.score_changes, user.encode(), None)
         self.count("forgotten")
 
@@ -419,7 +452,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
     @app.agent(pipeline.engagements, name="receive")
     async def receive(stream: faust.StreamT[bytes]) -> None:
         async for events in cast(Stream[bytes], stream).take_events(batch, within=within):
-            await pipeline.run_batch([(e, None) for e in events], pipeline.on_engagements)
+            await pipeline.run_batch(pipeline.merge_engagements(events), pipeline.on_engagements)
 
     @app.agent(pipeline.control, name="control")
     async def control(stream: faust.StreamT[bytes]) -> None:
@@ -431,13 +464,18 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         pipeline.reset()
 
     @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, /, *_: Any, **__: Any) -> None:
+    async def on_assigned(sender: Any, /, *args: Any, **__: Any) -> None:
+        assigned: Iterable[TP] = args[0] if args else ()
         pipeline.reset()
-        pipeline.track_inputs(app.consumer.assignment())
+        pipeline.track_inputs(assigned)
         pipeline.metrics.rebalance()
 
     install_start_seek(app, settings)  # --from: uncommitted input partitions start at that time
     return app
+
+
+def _engagement_time(routed: Routed) -> int:
+    return routed[0].ts
 
 
 def _credentials(settings: Settings) -> Any:

@@ -31,7 +31,6 @@ from scoring import (
 )
 from scoring.acting import DUPLICATE, SELF
 from scoring.errors import StateError
-from scoring.model import DAY_MS
 from scoring.state import state_from_row, state_to_row
 
 STORED_LAYOUT = 1
@@ -133,6 +132,10 @@ class UserCache:
             stored = self.users[user] = decode_stored(data)
         return stored
 
+    def state_of(self, user: str) -> UserState | None:
+        stored = self.peek(user)
+        return stored.state if stored is not None else None
+
     def mark(self, user: str) -> None:
         self.dirty.add(user)
 
@@ -218,42 +221,3 @@ def target_step(
     change = detect_change(engagement.target, state, state.last_ts, model, "engagement")
     cache.mark(engagement.target)
     return TargetOutput(change=change)
-
-
-@dataclass(slots=True)
-class DecayClock:
-    """Stream time of one partition and the users there whose score may decay by a point.
-
-    When the partition's event time crosses a UTC day boundary, every watched user is
-    re-evaluated at the boundary: a score that fell by the threshold gets a decay-only event.
-    """
-
-    now: int | None = None
-    watch: dict[str, None] = field(default_factory=dict)
-
-    def note(self, change: ScoreChange, model: Model) -> None:
-        if change.score >= model.decay_check_min_score:
-            self.watch[change.user] = None
-        else:
-            self.watch.pop(change.user, None)
-
-    def advance(self, ts: int, cache: UserCache, model: Model) -> list[tuple[ScoreChange, int]]:
-        """Moves stream time to `ts`; returns (decay change, day) pairs for boundaries crossed."""
-        out: list[tuple[ScoreChange, int]] = []
-        if self.now is None or ts <= self.now:
-            self.now = ts if self.now is None else self.now
-            return out
-        first_day = self.now // DAY_MS + 1
-        self.now = ts
-        for day in range(first_day, ts // DAY_MS + 1):
-            for user in list(self.watch):
-                stored = cache.peek(user)
-                if stored is None:
-                    self.watch.pop(user, None)
-                    continue
-                change = detect_change(user, stored.state, day * DAY_MS, model, "decay")
-                if change is not None:
-                    cache.mark(user)
-                    self.note(change, model)
-                    out.append((change, day))
-        return out

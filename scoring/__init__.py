@@ -14,9 +14,11 @@ from scoring.model import Model, load_model, parse_model
 from scoring.receiving import apply_engagement
 from scoring.score import Reason, ScoreChange, TopicScore, detect_change, score_of
 from scoring.state import UserState, decode_state, encode_state
+from scoring.watch import DecayWatch
 
 __all__ = [
     "ActionResult",
+    "DecayWatch",
     "Engagement",
     "Event",
     "Explanation",

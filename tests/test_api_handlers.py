@@ -29,8 +29,8 @@ from pipeline.api import (
 )
 from pipeline.engine import Engine
 from pipeline.metrics import PipelineMetrics
-from pipeline.steps import DecayClock, Stored, encode_stored
-from scoring import Model, read_mass, score_of
+from pipeline.steps import Stored, encode_stored
+from scoring import DecayWatch, Model, read_mass, score_of
 from scoring.model import DAY_MS
 from tests.conftest import Events
 
@@ -215,7 +215,7 @@ def test_a_worker_answers_for_its_own_partitions_at_their_stream_time(
     probe = _worker(engine, 4, set(), {})
     star_partition = probe.partition_of("star")
     later = engine.now + 30 * DAY_MS
-    clock = DecayClock(now=later)
+    clock = DecayWatch(now=later)
     owner = _worker(engine, 4, {star_partition}, {star_partition: clock})
     found = owner.lookup("star")
     assert found is not None and found[1] == later  # the partition's clock, not the user's

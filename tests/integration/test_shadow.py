@@ -232,10 +232,9 @@ def test_two_fresh_runs_of_the_same_history_end_in_the_same_state(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: the act agent interleaves its three input topics (and the repartition "
-    "topic the engagements of all source partitions) in arrival order, so which engagement "
-    "first moves a score by a point, and so the score-change events, differ between runs; "
-    "only the final state is order-independent",
+    reason="known gap: a user's actor steps (agent act) and target steps (agent receive, one "
+    "repartition hop later) interleave by timing, so which step first moves a score by a "
+    "point, and so the score-change events, differ between runs; the final state does not",
 )
 def test_two_fresh_runs_emit_identical_score_changes_per_partition(
     fresh_runs: list[View],

@@ -1,0 +1,63 @@
+"""Decay-only score changes: who to re-check when a stream's event time crosses a UTC day.
+
+Scores fall with event time even when nothing happens to a user. Re-reading every user at
+every event would cost the whole population per event; instead a stream (the embedded replay,
+or one partition of a worker) keeps its event time and the users whose published score is
+high enough to fall a point by decay alone, and re-checks just those at each day boundary its
+event time crosses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from scoring.model import DAY_MS, Model
+from scoring.score import ScoreChange, detect_change
+from scoring.state import UserState
+
+
+@dataclass(slots=True)
+class DecayWatch:
+    """Event time of one stream and the users in it that decay may move by a point."""
+
+    now: int | None = None
+    users: dict[str, None] = field(default_factory=dict)
+    """Insertion-ordered set: boundaries re-check users in a reproducible order."""
+
+    def note(self, change: ScoreChange, model: Model) -> None:
+        """A published change: watch the user while its score can still fall a point."""
+        if change.score >= model.decay_check_min_score:
+            self.users[change.user] = None
+        else:
+            self.users.pop(change.user, None)
+
+    def forget(self, user: str) -> None:
+        self.users.pop(user, None)
+
+    def advance(
+        self, ts: int, state_of: Callable[[str], UserState | None], model: Model
+    ) -> list[tuple[ScoreChange, int]]:
+        """Moves event time to `ts`; (decay change, day) for each boundary crossed, in order.
+
+        Each change is also noted here, and has been recorded in the user's state by
+        `detect_change` (the caller persists it). Users `state_of` no longer knows are dropped.
+        """
+        now = self.now
+        if now is None or ts <= now:
+            if now is None:
+                self.now = ts
+            return []
+        self.now = ts
+        out: list[tuple[ScoreChange, int]] = []
+        for day in range(now // DAY_MS + 1, ts // DAY_MS + 1):
+            for user in list(self.users):
+                state = state_of(user)
+                if state is None:
+                    self.users.pop(user, None)
+                    continue
+                change = detect_change(user, state, day * DAY_MS, model, "decay")
+                if change is not None:
+                    self.note(change, model)
+                    out.append((change, day))
+        return out

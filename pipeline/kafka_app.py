@@ -46,6 +46,7 @@ from pipeline.steps import (
     UserCache,
     actor_step,
     decode_engagements,
+    decode_stored,
     encode_engagements,
     target_step,
 )
@@ -127,7 +128,12 @@ class Pipeline:
         self.engagements = topic(names.engagements)
         self.score_changes = topic(names.score_changes)
         self.dead_letters = topic(names.dead_letter)
-        self.table = app.Table("users", default=None, partitions=count)
+        # bytes keys and values: Faust's table serializer is JSON unless told otherwise, and
+        # JSON turned numeric user ids ("50329") into ints on recovery, so a restarted worker
+        # missed those users, and RocksDB handed back decoded lists instead of our bytes.
+        self.table = app.Table(
+            "users", default=None, partitions=count, key_type=bytes, value_type=bytes
+        )
         self.input_index = {name: i for i, name in enumerate(names.inputs)}
         self.all_partitions = list(range(count))
         self.caches: dict[int, UserCache] = {}
@@ -219,6 +225,10 @@ class Pipeline:
                 if cache is not None and cache.dirty:
                     with as_current(event):
                         self.count("state_writes", cache.flush())
+            # The changelog records too, before the batch is acknowledged: a rebalance right
+            # after it recovers the table from the changelog, and a record still in the
+            # producer's buffer then would leave an older one in the table.
+            await self.app.producer.flush()
 
     async def send(
         self,
@@ -370,7 +380,14 @@ class Pipeline:
             return
         partition = event.message.partition
         cache = self.cache(partition)
-        clock = self.clocks.setdefault(partition, DecayWatch())
+        clock = self.clocks.get(partition)
+        if clock is None:
+            clock = self.clocks[partition] = await self.rebuild_watch(partition)
+            if routed:
+                resumed = clock.resume(routed[0][0].ts, cache.state_of, self.model)
+                for change, day in resumed:
+                    cache.mark(change.user)
+                    await self.publish(change, f"decay:{day}", partition)
         for engagement, origin in routed:
             self.metrics.event_time(engagement.ts, partition)
             for change, day in clock.advance(engagement.ts, cache.state_of, self.model):
@@ -382,6 +399,21 @@ class Pipeline:
                 self.metrics.duplicate("target")
             elif out.change is not None:
                 await self.publish(out.change, engagement.id, partition)
+
+    async def rebuild_watch(self, partition: int) -> DecayWatch:
+        """The partition's decay watch from the stored users (after a start or a rebalance):
+        those whose published score is high enough to fall a point by decay alone."""
+        watch = DecayWatch()
+        floor = self.model.decay_check_min_score
+        for scanned, (key, value) in enumerate(list(self.table.items())):
+            if scanned % 2000 == 1999:
+                await asyncio.sleep(0)  # a large table: let heartbeats and fetches through
+            if _partitioner(key, self.all_partitions, self.all_partitions) != partition:
+                continue
+            published = decode_stored(value).state.published
+            if published is not None and published >= floor:
+                watch.users[key.decode()] = None
+        return watch
 
     async def on_control(self, event: EventT[Any], _: None = None) -> None:
         message = event.message
@@ -461,13 +493,17 @@ def create_app(settings: Settings, model: Model) -> faust.App:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *_: Any, **__: Any) -> None:
-        pipeline.reset()
+        # Under the batch lock: a batch in flight finishes (outputs and changelog records on
+        # the broker) before its decoded users are dropped (found by a kill test).
+        async with pipeline.lock:
+            pipeline.reset()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, **__: Any) -> None:
         assigned: Iterable[TP] = args[0] if args else ()
-        pipeline.reset()
-        pipeline.track_inputs(assigned)
+        async with pipeline.lock:
+            pipeline.reset()
+            pipeline.track_inputs(assigned)
         pipeline.metrics.rebalance()
 
     install_start_seek(app, settings)  # --from: uncommitted input partitions start at that time

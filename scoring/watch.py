@@ -32,6 +32,33 @@ class DecayWatch:
         else:
             self.users.pop(change.user, None)
 
+    def resume(
+        self, ts: int, state_of: Callable[[str], UserState | None], model: Model
+    ) -> list[tuple[ScoreChange, int]]:
+        """Starts a watch rebuilt from stored states (a worker restarted) at event time `ts`.
+
+        A run that crashed after publishing a decay change but before storing the state left
+        that state claiming the older score; without a message to redeliver, nothing would
+        publish it again. Every watched user is re-checked at the start of `ts`'s day: the
+        same change comes out (same day, so the same event id), and a consistent state
+        gives none.
+        """
+        self.now = ts
+        day = ts // DAY_MS
+        out: list[tuple[ScoreChange, int]] = []
+        for user in list(self.users):
+            state = state_of(user)
+            if state is None:
+                self.users.pop(user, None)
+                continue
+            if state.last_ts > day * DAY_MS:
+                continue
+            change = detect_change(user, state, day * DAY_MS, model, "decay")
+            if change is not None:
+                self.note(change, model)
+                out.append((change, day))
+        return out
+
     def forget(self, user: str) -> None:
         self.users.pop(user, None)
 

@@ -7,8 +7,6 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from scoring import Event, Model
 from tests.faults.conftest import FULL
 from tests.faults.kit import (
@@ -24,11 +22,6 @@ from tests.integration.pipeline_kit import Deployment, produce_events, wait_unti
 EVENTS = 50_000 if FULL else 6_000
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the restarted worker starts some users from an empty state: the replayed half is "
-    "then all they have (tests/faults/test_restart.py); docs/reliability.md",
-)
 def test_a_rewound_consumer_replays_half_the_input_without_counting_it_twice(
     deploy: Callable[..., Deployment], higgs: Path, model: Model, tmp_path: Path
 ) -> None:

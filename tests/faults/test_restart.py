@@ -25,28 +25,14 @@ from tests.faults.kit import (
 from tests.integration.pipeline_kit import Deployment, produce_events
 
 EVENTS = 4_000
-RESTART_LOSES_USERS = (
-    "a restarted worker starts some users from an empty state (their earlier counts are lost); "
-    "repro in docs/reliability.md"
-)
-# The restart failures are intermittent (a run sometimes passes), so the marks are not strict:
-# a strict mark would turn CI red on the runs that pass. Remove them once the restart is fixed.
-
-ROCKS = (
-    "a worker restarted on a RocksDB table (its own data dir, or a new one filled from the "
-    "changelog) crashes agent `act` on every batch: decode_stored gets a non-bytes value "
-    "(StateError 'Input must be bytes'); docs/reliability.md"
-)
 
 
 @pytest.mark.parametrize(
     ("store", "same_dir"),
     [
-        pytest.param(
-            "memory://", False, marks=pytest.mark.xfail(strict=False, reason=RESTART_LOSES_USERS)
-        ),
-        pytest.param("rocksdb://", True, marks=pytest.mark.xfail(strict=False, reason=ROCKS)),
-        pytest.param("rocksdb://", False, marks=pytest.mark.xfail(strict=False, reason=ROCKS)),
+        pytest.param("memory://", False),
+        pytest.param("rocksdb://", True),
+        pytest.param("rocksdb://", False),
     ],
     ids=["memory", "rocksdb-same-dir", "rocksdb-new-dir"],
 )

@@ -27,9 +27,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.embedded import DEFAULT_INPUT
 from pipeline.codec import decode_higgs_line
+from pipeline.settings import KIND_TOPIC
 from scoring import Event
 from scoring.events import event_to_dict
-from tests.integration.pipeline_kit import KIND_TOPIC, Deployment, WorkerProcess
+from tests.integration.pipeline_kit import Deployment, WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"

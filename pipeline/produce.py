@@ -26,7 +26,7 @@ import hashlib
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,22 +34,14 @@ from typing import Any, BinaryIO, Protocol
 
 import orjson
 
-from pipeline.codec import DeadLetter, decode_higgs_line, decode_json_event
-from pipeline.settings import Settings, Topics
-from pipeline.sources import FORMATS, InputError, open_input
-from scoring import Event, Invalid
+from pipeline.codec import DeadLetter
+from pipeline.settings import KIND_TOPIC, Settings, Topics
+from pipeline.sources import InputError, numbered_events, open_input
+from scoring import Event
 from scoring.events import event_to_dict
 
 SOURCE_HEADER = "influence-source"
 LINE_HEADER = "influence-line"
-KIND_TOPIC_FIELD = {
-    "tweet": "tweets",
-    "quote": "tweets",
-    "reply": "tweets",
-    "retweet": "retweets",
-    "mention": "mentions",
-}
-"""Which `Topics` field an event kind is produced to (INTERFACES.md)."""
 READ_BACK_CHUNK = 2000
 """Records read per step when looking back through a partition for a source's last line."""
 DELIVERY_CHECK_EVERY = 10_000
@@ -68,7 +60,7 @@ class Record:
 
 
 def topic_for(kind: str, topics: Topics) -> str:
-    name: str = getattr(topics, KIND_TOPIC_FIELD[kind])
+    name: str = getattr(topics, KIND_TOPIC[kind])
     return name
 
 
@@ -146,32 +138,6 @@ def fingerprint(path: str) -> str:
     except OSError as exc:
         raise InputError(path, exc.strerror or str(exc)) from exc
     return digest.hexdigest()[:FINGERPRINT_CHARS]
-
-
-def numbered_events(path: str, fmt: str = "auto") -> Iterator[tuple[int, Event | DeadLetter]]:
-    """(line number, event or dead letter) for each non-blank line, as `read_events` decodes."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}, expected one of {FORMATS}")
-    source = "stdin" if path == "-" else path
-    with open_input(path) as stream:
-        number = 0
-        try:
-            for line in stream:
-                number += 1
-                if not line.strip():
-                    continue
-                if fmt == "auto":
-                    fmt = "jsonl" if line.lstrip().startswith(b"{") else "higgs"
-                raw = line.rstrip(b"\r\n")
-                decoded = (
-                    decode_json_event(raw) if fmt == "jsonl" else decode_higgs_line(line, number)
-                )
-                if isinstance(decoded, Invalid):
-                    yield number, DeadLetter(decoded.reason, decoded.detail, raw, source, number)
-                else:
-                    yield number, decoded
-        except (OSError, EOFError) as exc:
-            raise InputError(path, f"line {number}: {exc}") from exc
 
 
 def count_lines(path: str) -> int:

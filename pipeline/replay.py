@@ -18,6 +18,7 @@ import orjson
 
 from pipeline.codec import DeadLetter, score_change_json
 from pipeline.engine import Emitted, Engine, long_lived_states
+from pipeline.settings import KIND_TOPIC
 from pipeline.sources import read_events
 from scoring import Event, Model, UserState, read_mass, score_of
 from scoring.score import reasons, topic_scores
@@ -182,14 +183,6 @@ def replay(
 
 LATENCY_SAMPLE_EVERY = 64
 """Time one event in this many: two clock reads per event would cost more than they tell."""
-KIND_TOPIC = {
-    "tweet": "tweets",
-    "quote": "tweets",
-    "reply": "tweets",
-    "retweet": "retweets",
-    "mention": "mentions",
-}
-"""The input topic each kind travels on (INTERFACES.md), the `topic` label of replayed events."""
 
 
 def watch_engine(metrics: PipelineMetrics, engine: Engine) -> None:

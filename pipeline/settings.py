@@ -14,6 +14,17 @@ from typing import Any
 PREFIX = "INFLUENCE_"
 
 
+KIND_TOPIC = {
+    "tweet": "tweets",
+    "quote": "tweets",
+    "reply": "tweets",
+    "retweet": "retweets",
+    "mention": "mentions",
+}
+"""The input topic (a `Topics` field, and its default name) each event kind travels on
+(INTERFACES.md)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Topics:
     """Kafka topic names (INTERFACES.md defaults)."""

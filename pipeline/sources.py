@@ -51,30 +51,32 @@ def _sniff(first_line: bytes) -> str:
     return "jsonl" if first_line.lstrip().startswith(b"{") else "higgs"
 
 
-def read_events(path: str, fmt: str = "auto") -> Iterator[Event | DeadLetter]:
-    """Events of one input, in file order; unreadable lines come out as dead letters."""
+def numbered_events(path: str, fmt: str = "auto") -> Iterator[tuple[int, Event | DeadLetter]]:
+    """(line number, event or dead letter) for each non-blank line of one input, in order."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}, expected one of {FORMATS}")
     source = "stdin" if path == "-" else path
     with open_input(path) as stream:
-        line_number = 0
+        number = 0
         try:
             for line in stream:
-                line_number += 1
+                number += 1
                 if not line.strip():
                     continue
                 if fmt == "auto":
                     fmt = _sniff(line)
+                raw = line.rstrip(b"\r\n")
                 decoded = (
-                    decode_json_event(line.rstrip(b"\r\n"))
-                    if fmt == "jsonl"
-                    else decode_higgs_line(line, line_number)
+                    decode_json_event(raw) if fmt == "jsonl" else decode_higgs_line(line, number)
                 )
                 if isinstance(decoded, Invalid):
-                    yield DeadLetter(
-                        decoded.reason, decoded.detail, line.rstrip(b"\r\n"), source, line_number
-                    )
+                    yield number, DeadLetter(decoded.reason, decoded.detail, raw, source, number)
                 else:
-                    yield decoded
+                    yield number, decoded
         except (OSError, EOFError) as exc:
-            raise InputError(path, f"line {line_number}: {exc}") from exc
+            raise InputError(path, f"line {number}: {exc}") from exc
+
+
+def read_events(path: str, fmt: str = "auto") -> Iterator[Event | DeadLetter]:
+    """Events of one input, in file order; unreadable lines come out as dead letters."""
+    return (decoded for _, decoded in numbered_events(path, fmt))

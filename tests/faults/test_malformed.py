@@ -17,12 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.codec import MAX_EVENT_BYTES, decode_json_event
+from pipeline.settings import KIND_TOPIC
 from scoring import Event, Invalid, Model
 from scoring.events import EVENT_KINDS, MAX_ID_LENGTH, MAX_TS_MS, event_to_dict
 from tests.faults.conftest import FULL
 from tests.faults.kit import assert_outcome_exact, embedded, higgs_events, start_worker
 from tests.integration.pipeline_kit import (
-    KIND_TOPIC,
     Deployment,
     read_topic,
     wait_until_processed,

@@ -21,7 +21,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.settings import Topics
+from pipeline.settings import KIND_TOPIC, Topics
 from pipeline.steps import Stored, decode_stored
 from scoring import Event
 from scoring.events import event_to_dict
@@ -37,13 +37,6 @@ def free_port() -> int:
 
 
 TOPIC_FIELDS = tuple(f.name for f in fields(Topics))
-KIND_TOPIC = {
-    "tweet": "tweets",
-    "quote": "tweets",
-    "reply": "tweets",
-    "retweet": "retweets",
-    "mention": "mentions",
-}
 
 
 @dataclass

@@ -28,9 +28,9 @@ import pytest
 import yaml
 
 from pipeline.generate import GeneratorConfig, generate
+from pipeline.settings import KIND_TOPIC
 from scoring import Model
 from tests.integration.pipeline_kit import (
-    KIND_TOPIC,
     Deployment,
     WorkerProcess,
     produce_raw,

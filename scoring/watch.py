@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from scoring.mass import read_mass
 from scoring.model import DAY_MS, Model
-from scoring.score import ScoreChange, detect_change
+from scoring.score import ScoreChange, detect_change, score_of
 from scoring.state import UserState
 
 
@@ -39,9 +40,10 @@ class DecayWatch:
 
         A run that crashed after publishing a decay change but before storing the state left
         that state claiming the older score; without a message to redeliver, nothing would
-        publish it again. Every watched user is re-checked at the start of `ts`'s day: the
-        same change comes out (same day, so the same event id), and a consistent state
-        gives none.
+        publish it again. Every watched user is re-checked at the start of `ts`'s day, for a
+        fall only (decay never raises a score; a stream rewound to before the stored score was
+        published would read a higher one): the lost change comes out again (same day, same
+        event id), and a consistent state gives none.
         """
         self.now = ts
         day = ts // DAY_MS
@@ -51,9 +53,13 @@ class DecayWatch:
             if state is None:
                 self.users.pop(user, None)
                 continue
-            if state.last_ts > day * DAY_MS:
+            boundary = day * DAY_MS
+            if state.last_ts > boundary or state.published is None:
                 continue
-            change = detect_change(user, state, day * DAY_MS, model, "decay")
+            fallen = score_of(read_mass(state, boundary, model), model)
+            if fallen > state.published - model.change_threshold:
+                continue
+            change = detect_change(user, state, boundary, model, "decay")
             if change is not None:
                 self.note(change, model)
                 out.append((change, day))
@@ -83,6 +89,8 @@ class DecayWatch:
                 if state is None:
                     self.users.pop(user, None)
                     continue
+                if state.last_ts > day * DAY_MS:
+                    continue  # a watch rebuilt on a rewound stream: the user is ahead of it
                 change = detect_change(user, state, day * DAY_MS, model, "decay")
                 if change is not None:
                     self.note(change, model)

@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
 from pipeline.settings import KIND_TOPIC, Topics
 from pipeline.steps import Stored, decode_stored
@@ -169,13 +170,24 @@ async def produce_raw(
         await producer.stop()
 
 
+COORDINATOR_ATTEMPTS = 30
+
+
 async def _lag(bootstrap: str, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group)
+        for attempt in range(COORDINATOR_ATTEMPTS):
+            try:
+                committed = await admin.list_consumer_group_offsets(group)
+                break
+            except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+                # A fresh broker creates its offsets topic for the first group: ask again.
+                if attempt == COORDINATOR_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(1.0)
         ends = await consumer.end_offsets(tps)
         return {tp: ends[tp] - max(0, committed[tp].offset if tp in committed else 0) for tp in tps}
     finally:

@@ -148,11 +148,7 @@ class Pipeline:
             self.has_more, settings.align_max_wait_s
         )
         self.input_stream: Stream[bytes] | None = None
-        self.counters: dict[str, int] = {}
         self.metrics = PipelineMetrics(model.model_version)
-
-    def count(self, name: str, amount: int = 1) -> None:
-        self.counters[name] = self.counters.get(name, 0) + amount
 
     def cache(self, partition: int) -> UserCache:
         cache = self.caches.get(partition)
@@ -224,7 +220,7 @@ class Pipeline:
                 cache = self.caches.get(partition)
                 if cache is not None and cache.dirty:
                     with as_current(event):
-                        self.count("state_writes", cache.flush())
+                        cache.flush()
             # The changelog records too, before the batch is acknowledged: a rebalance right
             # after it recovers the table from the changelog, and a record still in the
             # producer's buffer then would leave an older one in the table.
@@ -275,7 +271,6 @@ class Pipeline:
             change.user.encode(),
             score_change_json(change, cause_id, self.model.model_version),
         )
-        self.count("score_changes")
         event = current_event()
         self.metrics.score_change(change.cause, event.message.time_in if event else None)
 
@@ -290,7 +285,6 @@ class Pipeline:
             message.partition,
         )
         await self.dead_letters.send(key=message.key, value=letter.to_json())
-        self.count(f"dead_letter:{invalid.reason}")
         self.metrics.dead_letter(invalid.reason)
         if message.topic in self.input_index:
             self.metrics.invalid(invalid.reason)
@@ -332,7 +326,6 @@ class Pipeline:
         message = event.message
         origin = Position(self.input_index[message.topic], message.partition, message.offset)
         out = actor_step(self.cache(message.partition), decoded, origin, self.model)
-        self.count("duplicates" if out.duplicate else f"events:{decoded.kind}")
         if out.duplicate:
             self.metrics.duplicate("actor")
         else:
@@ -395,7 +388,6 @@ class Pipeline:
                 await self.publish(change, f"decay:{day}", partition)
             out = target_step(cache, engagement, origin, self.model)
             if out.duplicate:
-                self.count("duplicate_engagements")
                 self.metrics.duplicate("target")
             elif out.change is not None:
                 await self.publish(out.change, engagement.id, partition)
@@ -436,7 +428,6 @@ class Pipeline:
         for clock in self.clocks.values():
             clock.forget(user)
         await self.send(self.score_changes, user.encode(), None)
-        self.count("forgotten")
 
 
 def create_app(settings: Settings, model: Model) -> faust.App:

@@ -67,6 +67,17 @@ class EventTimeAligner(Generic[Item]):
         queue.last_offset = max(queue.last_offset, offset)
         self.ignored.discard(partition)
 
+    def follow(self, partition: Partition, offset: int, item: Item) -> bool:
+        """Queues `item` behind the partition's held events, whatever its own time (a refused
+        input has none): acknowledged before them, it would let the partition's committed
+        offset pass them. False when the partition holds nothing (the item may go at once)."""
+        queue = self.queues.get(partition)
+        if queue is None or not queue.items:
+            return False
+        queue.items.append((queue.items[-1][0], item))
+        queue.last_offset = max(queue.last_offset, offset)
+        return True
+
     def release(self) -> list[Item]:
         """Every item that may go now, oldest event time first (ties: partition order)."""
         out: list[Item] = []

@@ -37,6 +37,7 @@ from faust.types import TP, EventT
 from pipeline.aligner import EventTimeAligner
 from pipeline.api import register as register_views
 from pipeline.codec import DeadLetter, decode_json_event, score_change_json
+from pipeline.consumer import AtLeastOnceConsumer
 from pipeline.metrics import PipelineMetrics
 from pipeline.reprocess import install_start_seek
 from pipeline.settings import Settings
@@ -144,7 +145,7 @@ class Pipeline:
         self.outbox: dict[tuple[int, int], list[Routed]] = {}
         """Engagements of the running batch by (source partition, target partition)."""
         self.lock = asyncio.Lock()
-        self.aligner: EventTimeAligner[tuple[EventT[Any], Event]] = EventTimeAligner(
+        self.aligner: EventTimeAligner[tuple[EventT[Any], Event | Invalid]] = EventTimeAligner(
             self.has_more, settings.align_max_wait_s
         )
         self.input_stream: Stream[bytes] | None = None
@@ -180,18 +181,19 @@ class Pipeline:
     async def run_inputs(self, events: Sequence[EventT[Any]]) -> None:
         """Input events in event-time order across partitions (`pipeline.aligner`), then acked.
 
-        Refused events go to the dead-letter topic at once; valid ones wait in the aligner
-        until every partition behind them has caught up, unacknowledged, so a crash or a
-        rebalance redelivers them.
+        Valid events wait in the aligner until every partition behind them has caught up,
+        unacknowledged, so a crash or a rebalance redelivers them; a refused one goes to the
+        dead-letter topic at once unless events of its partition are held (then after them).
         """
         ready: list[tuple[EventT[Any], Event | Invalid]] = []
+        aligner = self.aligner
         for event in events:
             decoded = self.decode_input(event)
-            if isinstance(decoded, Invalid):
+            message = event.message
+            if isinstance(decoded, Event):
+                aligner.add(message.tp, message.offset, decoded.ts, (event, decoded))
+            elif not aligner.follow(message.tp, message.offset, (event, decoded)):
                 ready.append((event, decoded))
-            else:
-                message = event.message
-                self.aligner.add(message.tp, message.offset, decoded.ts, (event, decoded))
         ready.extend(self.aligner.release())
         if not ready:
             return
@@ -454,6 +456,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         autodiscover=False,
     )
     app.transport.TransactionManager = SourcePartitionTransactions  # type: ignore[misc]
+    app.transport.Consumer = AtLeastOnceConsumer  # type: ignore[misc]
     pipeline = Pipeline(app, settings, model)
     app.influence = pipeline  # type: ignore[attr-defined]
     register_views(app, pipeline, pipeline.metrics, settings.api_token)

@@ -101,3 +101,16 @@ def test_fully_fetched_partitions_merge_into_event_time_order(
     assert [r[0] for r in released] == [e[0] for e in expected]
     for name in names:
         assert [r[2] for r in released if r[1] == name] == list(range(len(logs[name])))
+
+
+def test_a_refused_input_waits_behind_the_held_events_of_its_partition() -> None:
+    broker = Broker({"a": 3, "b": 2})
+    aligner: EventTimeAligner[str] = EventTimeAligner(broker.has_more, 1.0, Clock())
+    aligner.track(["a", "b"])
+    assert not aligner.follow("a", 0, "bad0")  # nothing held: it may go at once
+    aligner.add("a", 1, 10, "a10")
+    assert aligner.follow("a", 2, "bad2")
+    assert aligner.release() == []  # b still has events on the broker
+    aligner.add("b", 0, 5, "b5")
+    aligner.add("b", 1, 50, "b50")
+    assert aligner.release() == ["b5", "a10", "bad2", "b50"]

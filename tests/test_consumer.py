@@ -1,0 +1,119 @@
+"""The offset a worker commits (pipeline/consumer.py): Faust's rule over a set of offsets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+
+import pytest
+from faust.transport.drivers.aiokafka import Consumer
+from hypothesis import given
+from hypothesis import strategies as st
+from intervaltree import IntervalTree
+
+from pipeline.consumer import AtLeastOnceConsumer, next_commit
+
+TP = ("inputs", 0)
+
+
+def consumer(
+    acked: list[int], committed: int | None, gaps: tuple[tuple[int, int], ...] = ()
+) -> object:
+    tree = IntervalTree()
+    for begin, end in gaps:
+        tree.addi(begin, end)
+    return SimpleNamespace(
+        _acked=defaultdict(list, {TP: list(acked)}),
+        _acked_index=defaultdict(set, {TP: set(acked)}),
+        _gap=defaultdict(IntervalTree, {TP: tree}),
+        _committed_offset=defaultdict(lambda: None, {TP: committed}),
+    )
+
+
+def new_offset(state: object) -> int | None:
+    return AtLeastOnceConsumer._new_offset(state, TP)  # type: ignore[arg-type]
+
+
+def test_duplicates_do_not_cut_the_run_short() -> None:
+    # Faust's own rule stops at the first repeated offset: it would commit 198 here.
+    state = consumer([194, 195, 196, 197, 197, 198, 199, 199, 200], committed=194)
+    assert new_offset(state) == 201
+    assert state._acked[TP] == []  # type: ignore[attr-defined]
+
+
+def test_a_gap_recorded_over_acknowledged_offsets_joins_them() -> None:
+    # The fetch loop recorded 239..269 as a gap (its own message included) while
+    # 238..268 were acknowledged as well.
+    state = consumer([*range(238, 269), 269, 270], committed=238, gaps=((239, 270),))
+    assert new_offset(state) == 271
+    assert not state._gap[TP]  # type: ignore[attr-defined]
+
+
+def test_nothing_is_committed_past_a_missing_offset() -> None:
+    state = consumer([10, 11, 13, 14], committed=10)
+    assert new_offset(state) == 12
+    assert state._acked[TP] == [13, 14]  # type: ignore[attr-defined]
+    state._committed_offset[TP] = 11  # type: ignore[attr-defined]
+    assert new_offset(state) is None  # 11 and 12 not acknowledged
+    assert state._acked[TP] == [13, 14]  # type: ignore[attr-defined]
+
+
+def test_the_head_waits_for_an_unacknowledged_offset_beyond_one() -> None:
+    assert next_commit({13, 14}, committed=10) is None
+    assert next_commit({11, 12}, committed=10) == 13  # Faust's one-offset tolerance (markers)
+    assert next_commit(set(), committed=10) is None
+
+
+@given(st.lists(st.integers(min_value=0, max_value=60), min_size=1))
+def test_the_commit_is_the_end_of_the_first_consecutive_run(offsets: list[int]) -> None:
+    done = set(offsets)
+    first = min(done)
+    expected = first
+    while expected in done:
+        expected += 1
+    assert next_commit(done, committed=None) == expected
+
+
+def test_a_batch_that_a_seek_overtook_is_dropped_and_the_seek_repeated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seeks: list[str] = []
+
+    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, str]]:
+        for record in ("r218", "r219", "r220"):
+            yield "tp", record
+
+    async def seek(self: object) -> None:
+        seeks.append("seek")
+
+    monkeypatch.setattr(Consumer, "getmany", fetched)
+    monkeypatch.setattr(Consumer, "perform_seek", seek)
+    consumer = object.__new__(AtLeastOnceConsumer)
+
+    async def deliver() -> list[object]:
+        delivered: list[object] = []
+        async for _, record in consumer.getmany(1.0):
+            delivered.append(record)
+            if record == "r218":  # type: ignore[comparison-overlap]
+                await consumer.perform_seek()  # recovery's seek ends while r218 is in flight
+        return delivered
+
+    assert asyncio.run(deliver()) == ["r218"]
+    assert seeks == ["seek", "seek"]  # recovery's, then the repeat with nothing in flight
+    assert asyncio.run(deliver()) == ["r218"]  # a new batch: delivered until the next seek
+
+
+def test_a_batch_without_a_seek_is_delivered_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, str]]:
+        for record in ("r1", "r2"):
+            yield "tp", record
+
+    monkeypatch.setattr(Consumer, "getmany", fetched)
+    consumer = object.__new__(AtLeastOnceConsumer)
+
+    async def deliver() -> list[object]:
+        return [record async for _, record in consumer.getmany(1.0)]
+
+    assert asyncio.run(deliver()) == ["r1", "r2"]

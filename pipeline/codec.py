@@ -30,6 +30,16 @@ def decode_json_event(data: bytes) -> Event | Invalid:
     return parse_event(obj)
 
 
+def refuse_future(event: Event, now_ms: int, max_ahead_ms: int) -> Invalid | None:
+    """`ts_in_future` for an event time more than `max_ahead_ms` after `now_ms` (wall clock:
+    the one plausibility check event time gets, against producers with a broken clock)."""
+    if event.ts - now_ms <= max_ahead_ms:
+        return None
+    return Invalid(
+        "ts_in_future", f"event time {event.ts} ms is more than {max_ahead_ms} ms after {now_ms}"
+    )
+
+
 def decode_higgs_line(line: bytes, line_number: int) -> Event | Invalid:
     """`actor target unix_seconds RT|MT|RE` -> v1 event with id = line number (INTERFACES.md)."""
     parts = line.split()

@@ -12,9 +12,12 @@ recovery:
    the loop then goes on with the same stale batch: the record in flight writes its offset
    over the seek's, the next ones look like a jump and are recorded as a "gap", and the records
    the broker sends again from the committed offset look older than the read offset and are
-   skipped. Records never processed counted as done. Here a batch stops at the first record
-   after a seek and the seek is repeated with nothing in flight: everything from the committed
-   offset is delivered again (what was processed already is recognised by event id).
+   skipped. Records never processed counted as done. And a partition without a committed
+   offset is not moved by that seek at all (aiokafka seeks only to committed offsets above 0),
+   so what the streams dropped there was gone. Here a batch stops at the first record after a
+   seek and the seek is repeated with nothing in flight, and partitions without a committed
+   offset are moved back to the first record delivered during the seek or left undelivered:
+   everything is delivered again (what was processed already is recognised by event id).
 2. **Duplicate offsets end the commit.** Faust commits the end of the first run of consecutive
    acknowledged offsets (`Consumer._new_offset`), a list in which a gap's offsets (its last one
    is a delivered record) and redelivered records can appear twice; each repeat ends the run,
@@ -55,10 +58,29 @@ class AtLeastOnceConsumer(Consumer):
     """Faust's aiokafka consumer: no record lost to a seek, commits over a set of offsets."""
 
     _seeks: int = 0
+    _seeking: bool = False
+    _during: dict[TP, int]
+    """First offset of each partition delivered while a seek ran (streams may have dropped it)."""
+    _rewound: dict[TP, int]
+    """Where the last seek moved partitions that have no committed offset."""
 
     async def perform_seek(self) -> None:
-        await super().perform_seek()
+        self._seeking, self._during = True, {}
+        try:
+            await super().perform_seek()
+        finally:
+            self._seeking = False
+        self._rewound = {}
+        await self._rewind_uncommitted(self._during)
         self._seeks += 1
+
+    async def _rewind_uncommitted(self, first: dict[TP, int]) -> None:
+        """Faust's seek moves only partitions with a committed offset above 0 (aiokafka's
+        `seek_to_committed`); the others are moved back to the first record delivered."""
+        for tp, offset in first.items():
+            if not self._committed_offset.get(tp) and not self._is_changelog_tp(tp):
+                await self.seek(tp, offset)
+                self._rewound[tp] = offset
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         seeks = self._seeks
@@ -68,11 +90,18 @@ class AtLeastOnceConsumer(Consumer):
                 if self._seeks != seeks:
                     # A seek ended while this batch was being delivered: the batch may
                     # predate it, and the record in flight wrote its offset over the seek's.
-                    # Seek again now that nothing is in flight, and drop the batch: the
-                    # broker sends it again from the committed offsets.
+                    # Seek again now that nothing is in flight, and drop the batch: it is
+                    # fetched again from where the seeks put each partition.
                     log.info("a seek overtook a fetched batch: seeking again")
+                    first = dict(self._rewound)
+                    first.setdefault(tp, message.offset)
+                    async for rest_tp, rest in batch:
+                        first.setdefault(rest_tp, rest.offset)
                     await self.perform_seek()
+                    await self._rewind_uncommitted(first)
                     return
+                if self._seeking:
+                    self._during.setdefault(tp, message.offset)
                 yield tp, message
 
     def _new_offset(self, tp: TP) -> int | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ from faust.types import TP, EventT
 
 from pipeline.aligner import EventTimeAligner
 from pipeline.api import register as register_views
-from pipeline.codec import DeadLetter, decode_json_event, score_change_json
+from pipeline.codec import DeadLetter, decode_json_event, refuse_future, score_change_json
 from pipeline.consumer import AtLeastOnceConsumer
 from pipeline.metrics import PipelineMetrics
 from pipeline.reprocess import install_start_seek
@@ -150,6 +151,7 @@ class Pipeline:
         )
         self.input_stream: Stream[bytes] | None = None
         self.metrics = PipelineMetrics(model.model_version)
+        self.max_ahead_ms = int(settings.max_ahead_s * 1000)
 
     def cache(self, partition: int) -> UserCache:
         cache = self.caches.get(partition)
@@ -314,6 +316,9 @@ class Pipeline:
         )
         if isinstance(decoded, Invalid):
             return decoded
+        future = refuse_future(decoded, int(time.time() * 1000), self.max_ahead_ms)
+        if future is not None:
+            return future
         key = decoded.actor.encode()
         if message.key is not None and message.key != key:
             # The actor's state lives in the partition of its key: a mis-keyed event would

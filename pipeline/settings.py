@@ -78,6 +78,10 @@ class Settings:
     """Short session/rebalance timeouts: a worker joins in seconds, not a minute."""
     heartbeat_interval_s: float = 1.0
     max_event_bytes: int = 64 * 1024
+    max_ahead_s: float = 86_400.0
+    """An input whose event time is further ahead of the worker's clock is dead-lettered
+    (`ts_in_future`): one event from year 3000 would move its partition's event-time clock
+    centuries ahead and decay every score there. History (any past time) is always accepted."""
     api_token: str | None = field(default=None, repr=False)
     """Bearer token the query API requires (GET /users, /top); unset: no authentication.
     /metrics, /livez and /readyz never need it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +17,11 @@ from intervaltree import IntervalTree
 from pipeline.consumer import AtLeastOnceConsumer, next_commit
 
 TP = ("inputs", 0)
+
+
+@dataclass
+class Record:
+    offset: int
 
 
 def consumer(
@@ -79,36 +85,43 @@ def test_the_commit_is_the_end_of_the_first_consecutive_run(offsets: list[int]) 
 def test_a_batch_that_a_seek_overtook_is_dropped_and_the_seek_repeated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seeks: list[str] = []
+    seeks: list[object] = []
 
-    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, str]]:
-        for record in ("r218", "r219", "r220"):
-            yield "tp", record
+    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, Record]]:
+        for tp, offset in (("a", 218), ("b", 5), ("b", 6), ("a", 219)):
+            yield tp, Record(offset)
 
-    async def seek(self: object) -> None:
-        seeks.append("seek")
+    async def seek_to_committed(self: object) -> None:
+        seeks.append("committed")
+
+    async def seek(self: object, tp: str, offset: int) -> None:
+        seeks.append((tp, offset))
 
     monkeypatch.setattr(Consumer, "getmany", fetched)
-    monkeypatch.setattr(Consumer, "perform_seek", seek)
+    monkeypatch.setattr(Consumer, "perform_seek", seek_to_committed)
+    monkeypatch.setattr(Consumer, "seek", seek)
+    monkeypatch.setattr(Consumer, "_is_changelog_tp", lambda self, tp: False)
     consumer = object.__new__(AtLeastOnceConsumer)
+    consumer._committed_offset = {"a": 218, "b": None}  # type: ignore[dict-item]
 
     async def deliver() -> list[object]:
         delivered: list[object] = []
-        async for _, record in consumer.getmany(1.0):
-            delivered.append(record)
-            if record == "r218":  # type: ignore[comparison-overlap]
-                await consumer.perform_seek()  # recovery's seek ends while r218 is in flight
+        async for tp, record in consumer.getmany(1.0):
+            delivered.append((tp, record.offset))
+            if record.offset == 218:
+                await consumer.perform_seek()  # recovery's seek ends while a218 is in flight
         return delivered
 
-    assert asyncio.run(deliver()) == ["r218"]
-    assert seeks == ["seek", "seek"]  # recovery's, then the repeat with nothing in flight
-    assert asyncio.run(deliver()) == ["r218"]  # a new batch: delivered until the next seek
+    assert asyncio.run(deliver()) == [("a", 218)]
+    # Recovery's seek, then the repeat with nothing in flight: "a" goes back to its committed
+    # offset, "b" (never committed: aiokafka leaves it where it is) to its first record dropped.
+    assert seeks == ["committed", "committed", ("b", 5)]
 
 
 def test_a_batch_without_a_seek_is_delivered_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, str]]:
-        for record in ("r1", "r2"):
-            yield "tp", record
+    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, Record]]:
+        for offset in (1, 2):
+            yield "tp", Record(offset)
 
     monkeypatch.setattr(Consumer, "getmany", fetched)
     consumer = object.__new__(AtLeastOnceConsumer)
@@ -116,4 +129,4 @@ def test_a_batch_without_a_seek_is_delivered_whole(monkeypatch: pytest.MonkeyPat
     async def deliver() -> list[object]:
         return [record async for _, record in consumer.getmany(1.0)]
 
-    assert asyncio.run(deliver()) == ["r1", "r2"]
+    assert [record.offset for record in asyncio.run(deliver())] == [1, 2]  # type: ignore[attr-defined]

@@ -33,12 +33,6 @@ def kill_moments(expected_score_events: int, seed: int = SEED) -> list[int]:
     return sorted(int(rng.uniform(0.05, 0.85) * expected_score_events) for _ in range(KILLS))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="after some kill -9 restarts Faust's consumer stops fetching a repartition partition "
-    "(lag stays put, the worker is alive; 1 run in 4 here); when it does not, counters, scores "
-    "and last score events are exact (docs/reliability.md)",
-)
 def test_kill_9_at_five_random_moments(
     deploy: Callable[..., Deployment], higgs: Path, model: Model, tmp_path: Path
 ) -> None:

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.codec import MAX_EVENT_BYTES, decode_json_event
+from pipeline.codec import MAX_EVENT_BYTES, decode_json_event, refuse_future
 from pipeline.settings import KIND_TOPIC
 from scoring import Event, Invalid, Model
 from scoring.events import EVENT_KINDS, MAX_ID_LENGTH, MAX_TS_MS, event_to_dict
@@ -33,6 +33,8 @@ VALID = 20_000 if FULL else 3_000
 BATCH = 50
 """Malformed messages per hypothesis example (MALFORMED / BATCH examples)."""
 TS = 1_341_100_000_000
+FAR_AHEAD_MS = 4_102_444_800_000
+"""2100-01-01: beyond the worker's one-day allowance for as long as this code lives."""
 TOPICS = ("tweets", "retweets", "mentions")
 
 ids = st.text(min_size=1, max_size=12)
@@ -109,7 +111,11 @@ def malformed(draw: st.DrawFn) -> tuple[bytes | None, bytes | None, str]:
         event["kind"] = draw(st.text(max_size=12).filter(lambda k: k not in EVENT_KINDS))
         value = orjson.dumps(event)
     elif category == "far_ts":
-        event["ts"] = draw(st.integers(-(2**63), -1) | st.integers(MAX_TS_MS + 1, 2**63 - 1))
+        event["ts"] = draw(
+            st.integers(-(2**63), -1)
+            | st.integers(MAX_TS_MS + 1, 2**63 - 1)
+            | st.integers(FAR_AHEAD_MS, MAX_TS_MS)  # valid by the schema: refused by the worker
+        )
         value = orjson.dumps(event)
     elif category == "huge_int":
         value = orjson.dumps(event).replace(b'"ts":' + str(TS).encode(), b'"ts":' + b"9" * 30)
@@ -145,7 +151,10 @@ def is_refused(key: bytes | None, value: bytes | None) -> bool:
     if not value:
         return True
     decoded = decode_json_event(value)
-    return isinstance(decoded, Invalid) or (key is not None and key != decoded.actor.encode())
+    if isinstance(decoded, Invalid):
+        return True
+    ahead = refuse_future(decoded, int(time.time() * 1000), FAR_AHEAD_MS // 2)
+    return ahead is not None or (key is not None and key != decoded.actor.encode())
 
 
 def generate(count: int) -> list[tuple[bytes | None, bytes | None, str]]:
@@ -178,15 +187,18 @@ def test_the_decoder_refuses_every_generated_malformed_input() -> None:
     assert len(categories) == 13, categories
 
 
-def test_an_event_a_thousand_years_ahead_is_refused() -> None:
+def test_an_event_a_thousand_years_ahead_is_refused_and_history_is_not() -> None:
     """Timestamps far in the future must not reach the model (they would move a partition's
     event-time clock centuries ahead and decay every score there)."""
-    event = Event("far", "retweet", 32_503_680_000_000, "a", "b")  # year 3000
-    if isinstance(decode_json_event(orjson.dumps(event_to_dict(event))), Event):
-        pytest.xfail(
-            "accepted: the schema takes any ts up to 9999-12-31 (scoring/events.py MAX_TS_MS); "
-            "refusing implausible event times is a model decision, reported in docs/reliability.md"
-        )
+    now = 1_795_000_000_000  # 2026-11-18
+    day = 86_400_000
+    year_3000 = Event("far", "retweet", 32_503_680_000_000, "a", "b")
+    refused = refuse_future(year_3000, now, day)
+    assert refused is not None and refused.reason == "ts_in_future"
+    higgs = Event("old", "retweet", 1_341_100_972_000, "a", "b")  # 2012
+    assert refuse_future(higgs, now, day) is None
+    assert refuse_future(year_3000._replace(ts=now + day), now, day) is None
+    assert refuse_future(year_3000._replace(ts=now + day + 1), now, day) is not None
 
 
 async def _produce(

@@ -139,16 +139,20 @@ class UserCache:
     def mark(self, user: str) -> None:
         self.dirty.add(user)
 
-    def flush(self) -> int:
-        """Writes every dirty user to the table; returns how many were written."""
-        table, users = self.table, self.users
+    def flush(self, store: MutableMapping[bytes, bytes] | None = None) -> list[tuple[bytes, bytes]]:
+        """Writes every dirty user to `store` (by default the table) and returns the records
+        written (a worker writes a Faust table's store and sends the changelog records
+        itself, in bulk)."""
+        target, users = self.table if store is None else store, self.users
+        records = []
         for user in self.dirty:
-            table[user.encode()] = encode_stored(users[user])
-        written = len(self.dirty)
+            record = (user.encode(), encode_stored(users[user]))
+            target[record[0]] = record[1]
+            records.append(record)
         self.dirty.clear()
         if len(users) > self.max_clean:
             users.clear()  # all clean now: decoding again is cheaper than unbounded memory
-        return written
+        return records
 
     def forget(self, user: str) -> bool:
         """Removes the user everywhere in this store; True if there was anything to remove."""

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from pipeline.codec import key_partition
 from pipeline.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pipeline.metrics import PipelineMetrics, Recovery, StateSize
 from pipeline.replay import snapshot_record
@@ -253,11 +254,8 @@ class WorkerState:
         return topic
 
     def partition_of(self, user: str) -> int:
-        from aiokafka.partitioner import murmur2
-
         # Kafka's default partitioner, as producers must use for input keys (docs/pipeline.md).
-        partition: int = (murmur2(user.encode()) & 0x7FFFFFFF) % self.pipeline.settings.partitions
-        return partition
+        return key_partition(user.encode(), self.pipeline.settings.partitions)
 
     def active_partitions(self) -> set[int]:
         changelog = self.changelog

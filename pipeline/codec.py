@@ -6,6 +6,7 @@ which the caller turns into a dead-letter record.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import orjson
@@ -28,6 +29,17 @@ def decode_json_event(data: bytes) -> Event | Invalid:
         reason = "bad_utf8" if "utf-8" in str(exc).lower() else "bad_json"
         return Invalid(reason, str(exc)[:200])
     return parse_event(obj)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def key_partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partition of a key (murmur2), as every Kafka client computes it.
+    Remembered: murmur2 is pure Python in aiokafka and the same users come back again and
+    again (it was 6 % of a worker's CPU). aiokafka is imported here only, not by the replay."""
+    from aiokafka.partitioner import murmur2
+
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def refuse_future(event: Event, now_ms: int, max_ahead_ms: int) -> Invalid | None:

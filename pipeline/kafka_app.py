@@ -20,7 +20,6 @@ Faust and aiokafka are used only here and in `pipeline/worker.py`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import heapq
 import logging
 import time
@@ -31,14 +30,19 @@ from typing import Any, TypeVar, cast
 
 import faust
 import orjson
-from aiokafka.partitioner import murmur2
 from faust.streams import Stream, _current_event, current_event
 from faust.transport.consumer import TransactionManager
 from faust.types import TP, EventT
 
 from pipeline.aligner import EventTimeAligner
 from pipeline.api import register as register_views
-from pipeline.codec import DeadLetter, decode_json_event, refuse_future, score_change_json
+from pipeline.codec import (
+    DeadLetter,
+    decode_json_event,
+    key_partition,
+    refuse_future,
+    score_change_json,
+)
 from pipeline.consumer import AtLeastOnceConsumer
 from pipeline.metrics import PipelineMetrics
 from pipeline.reprocess import install_start_seek
@@ -59,14 +63,6 @@ from scoring.errors import StateError
 log = logging.getLogger(__name__)
 
 Payload = TypeVar("Payload")
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def key_partition(key: bytes, partitions: int) -> int:
-    """Kafka's default partition of a key (murmur2 in pure Python, so remembered: the same
-    users come back again and again; it was 6 % of a worker's CPU)."""
-    hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % partitions
 
 
 @contextmanager
@@ -144,7 +140,7 @@ class Pipeline:
             "users", default=None, partitions=count, key_type=bytes, value_type=bytes
         )
         self.input_index = {name: i for i, name in enumerate(names.inputs)}
-        self.all_partitions = list(range(count))
+        self.partition_count = count
         self.caches: dict[int, UserCache] = {}
         """One cache per partition: a batch's changed users are written under an event of
         their own partition, which is where Faust puts a table write."""
@@ -279,7 +275,7 @@ class Pipeline:
 
     def route(self, routed: Routed, source_partition: int) -> None:
         target = routed[0].target.encode()
-        partition = key_partition(target, len(self.all_partitions))
+        partition = key_partition(target, self.partition_count)
         # Exactly-once: a bundle commits in its source partition's transaction, so it holds
         # one source partition's engagements. At-least-once: one bundle per target partition,
         # in the aligned event-time order the engagements were made.
@@ -326,7 +322,7 @@ class Pipeline:
 
     def misplaced(self, key: bytes, partition: int) -> Invalid | None:
         """A message in another partition than its key's would put a user's state in two places."""
-        expected = key_partition(key, len(self.all_partitions))
+        expected = key_partition(key, self.partition_count)
         if expected == partition:
             return None
         return Invalid(
@@ -438,7 +434,7 @@ class Pipeline:
         for scanned, (key, value) in enumerate(list(self.table.items())):
             if scanned % 2000 == 1999:
                 await asyncio.sleep(0)  # a large table: let heartbeats and fetches through
-            if key_partition(key, len(self.all_partitions)) != partition:
+            if key_partition(key, self.partition_count) != partition:
                 continue
             published = decode_stored(value).state.published
             if published is not None and published >= floor:

@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, Protocol
 
 import orjson
 
-from pipeline.codec import DeadLetter
+from pipeline.codec import DeadLetter, key_partition
 from pipeline.settings import KIND_TOPIC, Settings, Topics
 from pipeline.sources import InputError, numbered_events, open_input
 from scoring import Event
@@ -312,9 +312,7 @@ class KafkaSink:
 
     def partition_for(self, topic: str, key: bytes) -> int:
         """Kafka's default partitioner (murmur2 of the key), as every Kafka client computes it."""
-        from aiokafka.partitioner import murmur2
-
-        return int(murmur2(key) & 0x7FFFFFFF) % self.partition_counts[topic]
+        return key_partition(key, self.partition_counts[topic])
 
     async def send(self, record: Record, partition: int, headers: list[tuple[str, bytes]]) -> None:
         future = await self.producer.send(

@@ -1,0 +1,195 @@
+//! Reading a user's mass at an event time (scoring/mass.py): decay, grace, bursts,
+//! reciprocity, shrinkage and audience, applied at read time to order-independent sums.
+
+use crate::model::{Model, DAY_MS};
+use crate::state::{DayBucket, ReceivedState, UserState};
+
+pub fn burst_curve(x: f64, kappa: f64) -> f64 {
+    kappa * (x / kappa).ln_1p()
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct DayShare {
+    pub regular: f64,
+    pub excess: f64,
+    pub engagers: f64,
+    pub burst_engagers: f64,
+}
+
+pub fn day_share(bucket: &DayBucket, baseline_raw: f64, baseline_engagers: f64, model: &Model) -> DayShare {
+    let kappa = model.kappa;
+    let raw = bucket.raw;
+    let (mut regular, mut excess) = (0.0, 0.0);
+    if raw > 0.0 {
+        let total = kappa * (raw / kappa).ln_1p();
+        let baseline = if baseline_raw > model.baseline_floor { baseline_raw } else { model.baseline_floor };
+        if raw <= baseline {
+            regular = total / raw;
+        } else {
+            let regular_total = kappa * (baseline / kappa).ln_1p();
+            let mention = raw - bucket.content;
+            let kind_weight =
+                (bucket.content * model.content_excess_weight + mention * model.mention_excess_weight) / raw;
+            regular = regular_total / raw;
+            excess = (total - regular_total) * kind_weight / raw;
+        }
+    }
+    let floor = model.engager_baseline_floor;
+    let engager_base = if baseline_engagers > floor { baseline_engagers } else { floor };
+    let new = bucket.new_engagers as f64;
+    if new <= engager_base {
+        return DayShare { regular, excess, engagers: new, burst_engagers: 0.0 };
+    }
+    let burst_engagers = burst_curve(new, kappa) - burst_curve(engager_base, kappa);
+    DayShare { regular, excess, engagers: engager_base, burst_engagers: burst_engagers * model.engager_excess_weight }
+}
+
+fn baseline(history: &[f64], buckets: &[DayBucket], index: usize, span: i64) -> (f64, f64) {
+    let day = buckets[index].day;
+    let first = day - span;
+    let (first_f, day_f) = (first as f64, day as f64);
+    let (mut raw_sum, mut engager_sum) = (0.0, 0.0);
+    for row in history.chunks_exact(3) {
+        if first_f <= row[0] && row[0] < day_f {
+            raw_sum += row[1];
+            engager_sum += row[2];
+        }
+    }
+    for earlier in &buckets[..index] {
+        if earlier.day >= first {
+            raw_sum += earlier.raw;
+            engager_sum += earlier.new_engagers as f64;
+        }
+    }
+    let span = span as f64;
+    (raw_sum / span, engager_sum / span)
+}
+
+/// Shares of every open day but the newest, and the newest day's baseline.
+#[derive(Clone, Debug)]
+pub struct ShareCache {
+    pub older: Vec<DayShare>,
+    pub newest_baseline: (f64, f64),
+}
+
+fn share_cache(received: &ReceivedState, model: &Model) -> ShareCache {
+    let (history, buckets, span) = (&received.history, &received.buckets, model.baseline_days);
+    let older = (0..buckets.len() - 1)
+        .map(|i| {
+            let (raw, engagers) = baseline(history, buckets, i, span);
+            day_share(&buckets[i], raw, engagers, model)
+        })
+        .collect();
+    ShareCache { older, newest_baseline: baseline(history, buckets, buckets.len() - 1, span) }
+}
+
+/// Shares of the open day buckets, each against the average of the days before it.
+pub fn day_shares(received: &mut ReceivedState, model: &Model) -> Vec<DayShare> {
+    if received.buckets.is_empty() {
+        return Vec::new();
+    }
+    if received.shares.is_none() {
+        received.shares = Some(share_cache(received, model));
+    }
+    let cache = received.shares.as_ref().expect("just set");
+    let mut out = cache.older.clone();
+    let (raw, engagers) = cache.newest_baseline;
+    out.push(day_share(received.buckets.last().expect("not empty"), raw, engagers, model));
+    out
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mass {
+    pub fast: f64,
+    pub slow: f64,
+    pub burst: f64,
+    pub reciprocal_share: f64,
+    pub engagers: f64,
+    pub paused_days: i64,
+    pub effective: f64,
+    pub audience: f64,
+    pub z: f64,
+}
+
+impl Mass {
+    pub fn regular(&self) -> f64 {
+        if self.slow > self.fast { self.slow } else { self.fast }
+    }
+}
+
+pub fn read_mass(state: &mut UserState, now: i64, model: &Model) -> Mass {
+    let Some(received) = state.received.as_deref_mut() else {
+        return Mass::default();
+    };
+    let landmark = state.landmark;
+    let clock = &mut state.clock;
+    let has_runs = !clock.runs.is_empty();
+    let paused_now = if has_runs {
+        let now_day = now.div_euclid(DAY_MS);
+        clock.prepare_pauses(now_day, model.grace_days, model.grace_renew_days);
+        clock.paused_before(now_day, clock.pauses())
+    } else {
+        clock.folded_paused
+    };
+    let clock = &state.clock;
+    let pauses: &[(i64, i64)] = if has_runs { clock.pauses() } else { &[] };
+    let tau_now = now - paused_now * DAY_MS;
+    let (fast_rate, slow_rate, burst_rate) = (model.fast_rate, model.slow_rate, model.burst_rate);
+    let (mut fast, mut slow, mut burst) = (0.0, 0.0, 0.0);
+    let mut engagers = received.sealed_engagers;
+    if received.sealed_fast != 0.0 {
+        fast = received.sealed_fast * (-fast_rate * (tau_now - landmark) as f64).exp();
+        slow = received.sealed_slow * (-slow_rate * (now - landmark) as f64).exp();
+    }
+    if received.sealed_burst != 0.0 || received.sealed_burst_engagers != 0.0 {
+        let fading = (-burst_rate * (now - received.burst_ref) as f64).exp();
+        burst = received.sealed_burst * fading;
+        engagers += received.sealed_burst_engagers * fading;
+    }
+    let shares = day_shares(received, model);
+    for (bucket, share) in received.buckets.iter().zip(shares.iter()) {
+        let start = bucket.day * DAY_MS;
+        let paused = if pauses.is_empty() { clock.folded_paused } else { clock.paused_before(bucket.day, pauses) };
+        let tau_start = start - paused * DAY_MS;
+        fast += share.regular * bucket.fast * (-fast_rate * (tau_now - tau_start) as f64).exp();
+        slow += share.regular * bucket.slow * (-slow_rate * (now - start) as f64).exp();
+        engagers += share.engagers;
+        if share.excess != 0.0 || share.burst_engagers != 0.0 {
+            let fading = (-burst_rate * (now - start) as f64).exp();
+            burst += share.excess * bucket.burst * fading;
+            engagers += share.burst_engagers * fading;
+        }
+    }
+    let slow_on_fast_scale = model.slow_floor * slow * model.slow_to_fast;
+    let total = (if fast > slow_on_fast_scale { fast } else { slow_on_fast_scale }) + burst;
+    let pair_total = received.pair_total;
+    let mut share_reciprocal = 0.0;
+    if pair_total > 0.0 && received.pair_reciprocal != 0.0 {
+        let s = received.pair_reciprocal / pair_total;
+        share_reciprocal = if s < 1.0 { s } else { 1.0 };
+    }
+    let mut effective = total * (1.0 - share_reciprocal * share_reciprocal);
+    effective *= engagers / (engagers + model.shrinkage_prior);
+    let audience = audience_term(effective, state.followers, model);
+    let z = effective.ln_1p() + audience;
+    Mass {
+        fast,
+        slow: slow_on_fast_scale,
+        burst,
+        reciprocal_share: share_reciprocal,
+        engagers,
+        paused_days: paused_now,
+        effective,
+        audience,
+        z,
+    }
+}
+
+pub fn audience_term(effective: f64, followers: Option<i64>, model: &Model) -> f64 {
+    let Some(followers) = followers else { return 0.0 };
+    if effective < model.audience_min_mass {
+        return 0.0;
+    }
+    let level = (1.0 + followers as f64).log10() / model.log10_followers_cap;
+    model.audience_weight * if level < 1.0 { level } else { 1.0 }
+}

@@ -1,0 +1,62 @@
+//! The Bloom filter of evicted engagers (scoring/sketch.py): 1,024 bits, 4 positions cut
+//! from one 8-byte blake2b digest, so both cores set the same bits.
+
+use blake2::digest::{Update, VariableOutput};
+use blake2::Blake2bVar;
+
+const HASHES: u32 = 4;
+const INDEX_BITS: u32 = 10;
+const MASK: u64 = 1023;
+
+#[derive(Clone, Debug, Default)]
+pub struct Bloom([u64; 16]);
+
+fn positions(user: &str) -> [u64; HASHES as usize] {
+    let mut hasher = Blake2bVar::new(8).expect("8 is a valid blake2b size");
+    hasher.update(user.as_bytes());
+    let mut out = [0u8; 8];
+    hasher.finalize_variable(&mut out).expect("8-byte output");
+    let digest = u64::from_le_bytes(out);
+    let mut pos = [0; HASHES as usize];
+    for (i, p) in pos.iter_mut().enumerate() {
+        *p = (digest >> (i as u32 * INDEX_BITS)) & MASK;
+    }
+    pos
+}
+
+impl Bloom {
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+
+    pub fn add(&mut self, user: &str) {
+        for p in positions(user) {
+            self.0[(p / 64) as usize] |= 1 << (p % 64);
+        }
+    }
+
+    pub fn might_contain(&self, user: &str) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        positions(user).iter().all(|p| self.0[(p / 64) as usize] & (1 << (p % 64)) != 0)
+    }
+
+    /// Python's `format(bits, "x")`.
+    pub fn hex(&self) -> String {
+        let mut s = String::new();
+        for w in self.0.iter().rev() {
+            if s.is_empty() {
+                if *w != 0 {
+                    s = format!("{w:x}");
+                }
+            } else {
+                s.push_str(&format!("{w:016x}"));
+            }
+        }
+        if s.is_empty() {
+            s.push('0');
+        }
+        s
+    }
+}

@@ -46,6 +46,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             dead_letter_out=open_output(args.dead_letter, stack),
             as_of=args.as_of,
             metrics=metrics,
+            core=args.core,
         )
     print(summary.line(), file=sys.stderr)
     if args.top and engine.now is not None:
@@ -235,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT/metrics during the run",
+    )
+    replay.add_argument(
+        "--core",
+        choices=("auto", "native", "python"),
+        help="scoring core: the compiled one (native), the Python one, or native when built "
+        "(auto, the default; also $INFLUENCE_CORE); both give identical outputs",
     )
     replay.set_defaults(run=_cmd_replay)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from pipeline.engine import Engine
+from pipeline.native_engine import AnyEngine
 from pipeline.replay import replay
 from scoring import Model, explain, load_model, read_mass, score_of
 from scoring.score import topic_scores
@@ -44,7 +44,7 @@ class UserScores:
         return self.b - self.a
 
 
-def population(engine_a: Engine, engine_b: Engine, at: int) -> list[UserScores]:
+def population(engine_a: AnyEngine, engine_b: AnyEngine, at: int) -> list[UserScores]:
     """Every user who received engagement under either version, in user-id order."""
     users = sorted(
         u
@@ -59,12 +59,12 @@ def population(engine_a: Engine, engine_b: Engine, at: int) -> list[UserScores]:
     return out
 
 
-def _received(engine: Engine, user: str) -> bool:
+def _received(engine: AnyEngine, user: str) -> bool:
     state = engine.states.get(user)
     return state is not None and state.received is not None
 
 
-def _score(engine: Engine, user: str, at: int) -> tuple[float, dict[str, float]]:
+def _score(engine: AnyEngine, user: str, at: int) -> tuple[float, dict[str, float]]:
     state = engine.states.get(user)
     model = engine.model
     if state is None:
@@ -198,7 +198,7 @@ def topic_changes(rows: list[UserScores]) -> dict[str, object]:
     }
 
 
-def mover(row: UserScores, engine_a: Engine, engine_b: Engine, at: int) -> Mover:
+def mover(row: UserScores, engine_a: AnyEngine, engine_b: AnyEngine, at: int) -> Mover:
     reasons: list[list[dict[str, object]]] = []
     why: dict[str, dict[str, float]] = {}
     for name, engine in (("a", engine_a), ("b", engine_b)):
@@ -214,7 +214,7 @@ def mover(row: UserScores, engine_a: Engine, engine_b: Engine, at: int) -> Mover
 
 
 def build_report(
-    engine_a: Engine, engine_b: Engine, inputs: list[str], at: int, top: int
+    engine_a: AnyEngine, engine_b: AnyEngine, inputs: list[str], at: int, top: int
 ) -> tuple[CompareReport, list[UserScores]]:
     rows = population(engine_a, engine_b, at)
     if not rows:

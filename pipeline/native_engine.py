@@ -17,11 +17,15 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from typing import Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal
 
 from pipeline.engine import Emitted, Engine, EngineStats
 from scoring import Event, Model, Reason, ScoreChange, TopicScore, UserState
 from scoring.state import state_from_row
+
+if TYPE_CHECKING:
+    from scoring import _native
 
 Core = Literal["auto", "native", "python"]
 CORE_ENV = "INFLUENCE_CORE"
@@ -32,7 +36,7 @@ class NativeUnavailable(RuntimeError):
     """The compiled core was asked for but is not built (pip install builds it with cargo)."""
 
 
-def _native_module():  # type: ignore[no-untyped-def]
+def _native_module() -> ModuleType:
     try:
         from scoring import _native
     except ImportError as exc:
@@ -46,23 +50,23 @@ def _native_module():  # type: ignore[no-untyped-def]
 class NativeStates(Mapping[str, UserState]):
     """Read-only view of the compiled engine's states; each read builds a fresh copy."""
 
-    def __init__(self, core: object) -> None:
+    def __init__(self, core: _native.NativeEngine) -> None:
         self._core = core
 
     def __getitem__(self, user: str) -> UserState:
-        row = self._core.state_row(user)  # type: ignore[attr-defined]
+        row = self._core.state_row(user)
         if row is None:
             raise KeyError(user)
         return state_from_row(row)
 
     def __contains__(self, user: object) -> bool:
-        return isinstance(user, str) and user in self._core  # type: ignore[operator]
+        return isinstance(user, str) and user in self._core
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._core.user_ids())  # type: ignore[attr-defined]
+        return iter(self._core.user_ids())
 
     def __len__(self) -> int:
-        return len(self._core)  # type: ignore[arg-type]
+        return len(self._core)
 
 
 class NativeEngine:
@@ -71,7 +75,9 @@ class NativeEngine:
     def __init__(self, model: Model) -> None:
         native = _native_module()
         self.model = model
-        self._core = native.NativeEngine(model, Emitted, ScoreChange, Reason, TopicScore)
+        self._core: _native.NativeEngine = native.NativeEngine(
+            model, Emitted, ScoreChange, Reason, TopicScore
+        )
         self.states: Mapping[str, UserState] = NativeStates(self._core)
         self.process_json = self._core.process_json
         """Scores one v1 JSON line: its changes, or None to decode the line in Python."""

@@ -8,24 +8,27 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import orjson
 
 from pipeline.codec import DeadLetter, score_change_json
-from pipeline.engine import Emitted, Engine, long_lived_states
+from pipeline.engine import Emitted, long_lived_states
+from pipeline.native_engine import AnyEngine, Core, NativeEngine, make_engine
 from pipeline.settings import KIND_TOPIC
-from pipeline.sources import read_events
-from scoring import Event, Model, UserState, read_mass, score_of
+from pipeline.sources import decode_line, numbered_lines, source_name
+from scoring import Model, UserState, read_mass, score_of
 from scoring.score import reasons, topic_scores
 from scoring.windows import read_windows
 
 if TYPE_CHECKING:  # prometheus_client is imported only by a run that serves metrics
     from pipeline.metrics import PipelineMetrics
+
+T = TypeVar("T")
 
 KINDS_RECEIVED = ("retweet", "quote", "reply", "mention")
 
@@ -77,7 +80,7 @@ def snapshot_record(user: str, state: UserState, now: int, model: Model) -> dict
     }
 
 
-def top_table(engine: Engine, now: int, count: int) -> str:
+def top_table(engine: AnyEngine, now: int, count: int) -> str:
     """The `count` highest-scored users with their top reasons, as a small text table."""
     model = engine.model
     scored = [
@@ -92,11 +95,6 @@ def top_table(engine: Engine, now: int, count: int) -> str:
         why = ", ".join(f"{r.code} {r.points:+.1f}" for r in reasons(state, mass, model)[:4])
         lines.append(f"{user:<20} {score:>6.2f}  {why}")
     return "\n".join(lines)
-
-
-def _inputs(paths: Iterable[str], fmt: str) -> Iterator[Event | DeadLetter]:
-    for path in paths:
-        yield from read_events(path, fmt)
 
 
 def _progress(total: int | None) -> object | None:
@@ -119,14 +117,15 @@ def replay(
     as_of: int | None = None,
     show_progress: bool = True,
     metrics: PipelineMetrics | None = None,
-) -> tuple[Engine, ReplaySummary]:
+    core: Core | None = None,
+) -> tuple[AnyEngine, ReplaySummary]:
     """Runs the embedded engine over `paths` and writes the requested outputs.
 
     With `metrics`, the engine's counts are read when /metrics is scraped (nothing per event);
     score changes are counted by cause, dead letters by reason, and one event in
     `LATENCY_SAMPLE_EVERY` is timed for the latency histogram.
     """
-    engine = Engine(model)
+    engine = make_engine(model, core)
     if metrics is not None:
         watch_engine(metrics, engine)
     dead_letters = 0
@@ -135,25 +134,27 @@ def replay(
     version = model.model_version
     count = 0
     with long_lived_states():
-        for item in _inputs(paths, fmt):
-            count += 1
-            if bar is not None and count % 4096 == 0:
-                bar.update(4096)  # type: ignore[attr-defined]
-            if isinstance(item, DeadLetter):
-                dead_letters += 1
-                if dead_letter_out is not None:
-                    dead_letter_out.write(item.to_json() + b"\n")
-                if metrics is not None:
-                    metrics.invalid(item.reason)
-                    metrics.dead_letter(item.reason)
-                continue
-            if metrics is not None:
-                emitted = _process_observed(engine, item, metrics, count)
-            else:
-                emitted = engine.process(item)
-            if events_out is not None:
-                for e in emitted:
-                    events_out.write(score_change_json(e.change, e.cause_id, version) + b"\n")
+        for path in paths:
+            source = source_name(path)
+            for number, line_fmt, raw in numbered_lines(path, fmt):
+                count += 1
+                if bar is not None and count % 4096 == 0:
+                    bar.update(4096)  # type: ignore[attr-defined]
+                emitted = _score_line(engine, raw, line_fmt, number, metrics, count)
+                if emitted is None:
+                    item = decode_line(raw, line_fmt, number, source)
+                    if isinstance(item, DeadLetter):
+                        dead_letters += 1
+                        if dead_letter_out is not None:
+                            dead_letter_out.write(item.to_json() + b"\n")
+                        if metrics is not None:
+                            metrics.invalid(item.reason)
+                            metrics.dead_letter(item.reason)
+                        continue
+                    emitted = _observed(engine.process, item, metrics, count) or []
+                if events_out is not None:
+                    for e in emitted:
+                        events_out.write(score_change_json(e.change, e.cause_id, version) + b"\n")
     if bar is not None:
         bar.close()  # type: ignore[attr-defined]
     end = as_of if as_of is not None else engine.now
@@ -185,7 +186,7 @@ LATENCY_SAMPLE_EVERY = 64
 """Time one event in this many: two clock reads per event would cost more than they tell."""
 
 
-def watch_engine(metrics: PipelineMetrics, engine: Engine) -> None:
+def watch_engine(metrics: PipelineMetrics, engine: AnyEngine) -> None:
     """Makes `metrics` read the engine's own counters at each scrape."""
     from pipeline.metrics import StateSize
 
@@ -200,16 +201,38 @@ def watch_engine(metrics: PipelineMetrics, engine: Engine) -> None:
     metrics.state_provider = lambda: StateSize(len(engine.states), None)
 
 
-def _process_observed(
-    engine: Engine, event: Event, metrics: PipelineMetrics, count: int
-) -> list[Emitted]:
+def _score_line(
+    engine: AnyEngine,
+    raw: bytes,
+    fmt: str,
+    number: int,
+    metrics: PipelineMetrics | None,
+    count: int,
+) -> list[Emitted] | None:
+    """The compiled engine scores the usual line without a Python event; None otherwise."""
+    if not isinstance(engine, NativeEngine):
+        return None
+    if fmt == "jsonl":
+        return _observed(engine.process_json, raw, metrics, count)
+    return _observed(lambda line: engine.process_higgs(line, number), raw, metrics, count)
+
+
+def _observed(
+    step: Callable[[T], list[Emitted] | None],
+    item: T,
+    metrics: PipelineMetrics | None,
+    count: int,
+) -> list[Emitted] | None:
+    """Runs one scoring step, timing one in `LATENCY_SAMPLE_EVERY` and counting changes."""
+    if metrics is None:
+        return step(item)
     if count % LATENCY_SAMPLE_EVERY:
-        emitted = engine.process(event)
+        emitted = step(item)
     else:
         started = time.perf_counter()
-        emitted = engine.process(event)
+        emitted = step(item)
         metrics.latency(time.perf_counter() - started)
-    for e in emitted:
+    for e in emitted or ():
         metrics.score_change(e.change.cause)
     return emitted
 

@@ -51,11 +51,11 @@ def _sniff(first_line: bytes) -> str:
     return "jsonl" if first_line.lstrip().startswith(b"{") else "higgs"
 
 
-def numbered_events(path: str, fmt: str = "auto") -> Iterator[tuple[int, Event | DeadLetter]]:
-    """(line number, event or dead letter) for each non-blank line of one input, in order."""
+def numbered_lines(path: str, fmt: str = "auto") -> Iterator[tuple[int, str, bytes]]:
+    """(line number, format, line without its line break) for each non-blank line of one
+    input, in order; ``auto`` is decided by the first line."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}, expected one of {FORMATS}")
-    source = "stdin" if path == "-" else path
     with open_input(path) as stream:
         number = 0
         try:
@@ -65,16 +65,29 @@ def numbered_events(path: str, fmt: str = "auto") -> Iterator[tuple[int, Event |
                     continue
                 if fmt == "auto":
                     fmt = _sniff(line)
-                raw = line.rstrip(b"\r\n")
-                decoded = (
-                    decode_json_event(raw) if fmt == "jsonl" else decode_higgs_line(line, number)
-                )
-                if isinstance(decoded, Invalid):
-                    yield number, DeadLetter(decoded.reason, decoded.detail, raw, source, number)
-                else:
-                    yield number, decoded
+                yield number, fmt, line.rstrip(b"\r\n")
         except (OSError, EOFError) as exc:
             raise InputError(path, f"line {number}: {exc}") from exc
+
+
+def decode_line(raw: bytes, fmt: str, number: int, source: str) -> Event | DeadLetter:
+    """One line of `numbered_lines` as an event, or as a dead letter saying why not."""
+    decoded = decode_json_event(raw) if fmt == "jsonl" else decode_higgs_line(raw, number)
+    if isinstance(decoded, Invalid):
+        return DeadLetter(decoded.reason, decoded.detail, raw, source, number)
+    return decoded
+
+
+def source_name(path: str) -> str:
+    """How dead letters name an input."""
+    return "stdin" if path == "-" else path
+
+
+def numbered_events(path: str, fmt: str = "auto") -> Iterator[tuple[int, Event | DeadLetter]]:
+    """(line number, event or dead letter) for each non-blank line of one input, in order."""
+    source = source_name(path)
+    for number, line_fmt, raw in numbered_lines(path, fmt):
+        yield number, decode_line(raw, line_fmt, number, source)
 
 
 def read_events(path: str, fmt: str = "auto") -> Iterator[Event | DeadLetter]:

@@ -157,7 +157,9 @@ def apply_action(state: UserState, event: Event, model: Model) -> ActionResult:
     recent_ids.append(event_id)
     if len(recent_ids) > model.dedup_ids:
         del recent_ids[0]
-    if target == actor:
+    if kind == "tweet":
+        target = None  # an Event built by hand may carry one; a tweet engages no one
+    elif target == actor:
         return _SELF_RESULT
     day = ts // DAY_MS
     state.clock.record_action(day, model.max_action_runs, model.grace_days, model.grace_renew_days)

@@ -126,6 +126,8 @@ def _plain_event(obj: dict[str, object]) -> Event | None:
     followers = obj.get("followers")
     if followers is not None and (type(followers) is not int or followers < 0):
         return None
+    if kind == "tweet":
+        target = None  # a tweet engages no one, whatever the producer sent
     return Event._make(
         (event_id, kind, ts, actor, target, tweet_id, ref_tweet_id, (), (), followers)
     )
@@ -177,7 +179,7 @@ def _checked_event(obj: object) -> Event | Invalid:
         kind=kind,
         ts=ts,
         actor=actor,
-        target=fields["target"],
+        target=None if kind == "tweet" else fields["target"],
         tweet_id=fields["tweet_id"],
         ref_tweet_id=fields["ref_tweet_id"],
         hashtags=hashtags,

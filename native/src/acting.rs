@@ -3,7 +3,9 @@
 
 use crate::event::{Event, Kind};
 use crate::model::{floor_div, Model, DAY_MS, HOUR_MS};
-use crate::state::{ActingState, UserState, ACTION_COUNTERS, DAY, DAY_COUNT, HOUR, HOUR_COUNT, PREVIOUS_HOUR_COUNT};
+use crate::state::{
+    ActingState, UserState, ACTION_COUNTERS, DAY, DAY_COUNT, HOUR, HOUR_COUNT, PREVIOUS_HOUR_COUNT,
+};
 use crate::topics::record_own_tweet;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +37,13 @@ pub struct ActionResult {
 
 impl ActionResult {
     fn only(outcome: Outcome) -> Self {
-        ActionResult { outcome, engagement: None, reciprocity_changed: false, topics_changed: false, audience_changed: false }
+        ActionResult {
+            outcome,
+            engagement: None,
+            reciprocity_changed: false,
+            topics_changed: false,
+            audience_changed: false,
+        }
     }
 
     pub fn actor_score_cause(&self) -> Option<&'static str> {
@@ -53,7 +61,11 @@ impl ActionResult {
 
 fn selectivity(count_today: i64, model: &Model) -> f64 {
     let s = (model.selectivity_free_per_day / count_today as f64).sqrt();
-    if s < 1.0 { s } else { 1.0 }
+    if s < 1.0 {
+        s
+    } else {
+        1.0
+    }
 }
 
 fn automation(rate: f64, model: &Model) -> f64 {
@@ -101,15 +113,28 @@ fn hourly_rate(counters: &mut [i64], at: usize, ts: i64) -> f64 {
 }
 
 fn evict_out_pairs(acting: &mut ActingState, keep: usize) {
-    let mut ranked: Vec<(f64, Box<str>, [f64; 3])> =
-        acting.out_pairs.drain(..).map(|(user, c)| (-(0.0 + c[0] + c[1] + c[2]), user, c)).collect();
-    ranked.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.1.cmp(&b.1)));
+    let mut ranked: Vec<(f64, Box<str>, [f64; 3])> = acting
+        .out_pairs
+        .drain(..)
+        .map(|(user, c)| (-(0.0 + c[0] + c[1] + c[2]), user, c))
+        .collect();
+    ranked.sort_by(|a, b| {
+        a.0.partial_cmp(&b.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.1.cmp(&b.1))
+    });
     ranked.truncate(keep);
     acting.out_pairs = ranked.into_iter().map(|(_, user, c)| (user, c)).collect();
 }
 
 /// Returns (p_au, reciprocity changed) and counts the engagement of `target`.
-fn engage_pair(state: &mut UserState, target: &str, source: usize, ts: i64, model: &Model) -> (f64, bool) {
+fn engage_pair(
+    state: &mut UserState,
+    target: &str,
+    source: usize,
+    ts: i64,
+    model: &Model,
+) -> (f64, bool) {
     let growth = (model.actor_pair_rate * (ts - state.landmark) as f64).exp();
     let acting = state.acting.as_deref_mut().expect("acting exists");
     let first_time = !acting.out_pairs.contains_key(target);
@@ -156,7 +181,12 @@ pub fn apply_action(state: &mut UserState, event: &Event, model: &Model) -> Acti
     }
     let ts = event.ts;
     let day = floor_div(ts, DAY_MS);
-    state.clock.record_action(day, model.max_action_runs, model.grace_days, model.grace_renew_days);
+    state.clock.record_action(
+        day,
+        model.max_action_runs,
+        model.grace_days,
+        model.grace_renew_days,
+    );
     if ts > state.last_ts {
         state.last_ts = ts;
     }
@@ -182,7 +212,10 @@ pub fn apply_action(state: &mut UserState, event: &Event, model: &Model) -> Acti
             audience_changed,
         };
     };
-    let kind_index = event.kind.engagement_index().expect("only tweets have no engagement kind");
+    let kind_index = event
+        .kind
+        .engagement_index()
+        .expect("only tweets have no engagement kind");
     let source = event.kind.source();
     let at = source * ACTION_COUNTERS;
     let acting = state.acting.as_deref_mut().expect("acting exists");

@@ -15,11 +15,24 @@ pub struct GraceClock {
 
 impl Default for GraceClock {
     fn default() -> Self {
-        GraceClock { runs: Vec::new(), folded_paused: 0, period_start: NO_DAY, budget: 0, cached: None }
+        GraceClock {
+            runs: Vec::new(),
+            folded_paused: 0,
+            period_start: NO_DAY,
+            budget: 0,
+            cached: None,
+        }
     }
 }
 
-fn pause(start: i64, length: i64, period: i64, budget: i64, grace: i64, renew: i64) -> (i64, i64, i64) {
+fn pause(
+    start: i64,
+    length: i64,
+    period: i64,
+    budget: i64,
+    grace: i64,
+    renew: i64,
+) -> (i64, i64, i64) {
     let (mut period, mut budget) = (period, budget);
     if start >= period + renew {
         period = start;
@@ -79,7 +92,8 @@ impl GraceClock {
     fn fold_first_silence(&mut self, grace: i64, renew: i64) {
         let start = self.runs[1] + 1;
         let length = self.runs[2] - self.runs[1] - 1;
-        let (paused, period, budget) = pause(start, length, self.period_start, self.budget, grace, renew);
+        let (paused, period, budget) =
+            pause(start, length, self.period_start, self.budget, grace, renew);
         self.period_start = period;
         self.budget = budget;
         self.folded_paused += paused;
@@ -99,7 +113,11 @@ impl GraceClock {
         let mut i = 1;
         while i < runs.len() {
             let start = runs[i] + 1;
-            let end = if i + 1 < runs.len() { runs[i + 1] } else { until_day };
+            let end = if i + 1 < runs.len() {
+                runs[i + 1]
+            } else {
+                until_day
+            };
             let end = end.min(until_day);
             if end > start {
                 let (paused, p, b) = pause(start, end - start, period, budget, grace, renew);

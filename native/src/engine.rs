@@ -68,7 +68,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(model: Model) -> Self {
-        Engine { model, states: IndexMap::default(), stats: Stats::default(), watch: DecayWatch::default() }
+        Engine {
+            model,
+            states: IndexMap::default(),
+            stats: Stats::default(),
+            watch: DecayWatch::default(),
+        }
     }
 
     pub fn now(&self) -> Option<i64> {
@@ -125,7 +130,10 @@ impl Engine {
         if let Some(change) = detect_change(user, state, now, &self.model, cause) {
             self.stats.score_changes += 1;
             self.watch.note(&change, &self.model);
-            out.push(Emitted { change, cause: CauseId::Event(cause_id.into()) });
+            out.push(Emitted {
+                change,
+                cause: CauseId::Event(cause_id.into()),
+            });
         }
     }
 
@@ -156,7 +164,10 @@ impl Engine {
                     self.watch.note(&change, &self.model);
                     self.stats.decay_changes += 1;
                     self.stats.score_changes += 1;
-                    out.push(Emitted { change, cause: CauseId::Decay(day) });
+                    out.push(Emitted {
+                        change,
+                        cause: CauseId::Decay(day),
+                    });
                 }
             }
         }

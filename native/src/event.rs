@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 pub const MAX_ID_LENGTH: usize = 256;
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+const MAX_HASHTAGS: usize = 64;
 const MAX_TS_MS: i64 = 253_402_300_799_999;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +20,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Tweet, Kind::Retweet, Kind::Quote, Kind::Reply, Kind::Mention];
+    pub const ALL: [Kind; 5] = [
+        Kind::Tweet,
+        Kind::Retweet,
+        Kind::Quote,
+        Kind::Reply,
+        Kind::Mention,
+    ];
 
     pub fn parse(name: &str) -> Option<Kind> {
         Some(match name {
@@ -82,10 +89,6 @@ pub struct Event {
     pub followers: Option<i64>,
 }
 
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(d).map(|_| true)
-}
-
 #[derive(Deserialize)]
 struct PlainEvent<'a> {
     #[serde(borrow)]
@@ -101,10 +104,10 @@ struct PlainEvent<'a> {
     tweet_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     ref_tweet_id: Option<Cow<'a, str>>,
-    #[serde(default, deserialize_with = "present")]
-    hashtags: bool,
-    #[serde(default, deserialize_with = "present")]
-    ref_hashtags: bool,
+    #[serde(borrow, default)]
+    hashtags: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow, default)]
+    ref_hashtags: Option<Vec<Cow<'a, str>>>,
     #[serde(default)]
     followers: Option<i64>,
 }
@@ -112,7 +115,9 @@ struct PlainEvent<'a> {
 fn id_ok(value: &Option<Cow<str>>) -> bool {
     match value {
         None => true,
-        Some(s) => !s.is_empty() && (s.len() <= MAX_ID_LENGTH || s.chars().count() <= MAX_ID_LENGTH),
+        Some(s) => {
+            !s.is_empty() && (s.len() <= MAX_ID_LENGTH || s.chars().count() <= MAX_ID_LENGTH)
+        }
     }
 }
 
@@ -120,7 +125,32 @@ fn boxed(value: Option<Cow<str>>) -> Option<Box<str>> {
     value.map(|s| s.into_owned().into_boxed_str())
 }
 
-/// The usual event (string ids, no hashtags) from its JSON bytes, or None for anything else:
+/// Python's `_tags` for ASCII tags: lower case, leading `#` dropped, empty ones skipped,
+/// duplicates removed in order. None (decode in Python) for non-ASCII or oversize lists.
+fn tags(value: Option<&[Cow<str>]>) -> Option<Vec<Box<str>>> {
+    let Some(value) = value else {
+        return Some(Vec::new());
+    };
+    if value.len() > MAX_HASHTAGS {
+        return None;
+    }
+    let mut out: Vec<Box<str>> = Vec::with_capacity(value.len());
+    for tag in value {
+        if !tag.is_ascii() || tag.len() > MAX_ID_LENGTH {
+            return None;
+        }
+        if tag.trim_matches('#').is_empty() {
+            continue;
+        }
+        let clean = tag.trim_start_matches('#').to_ascii_lowercase();
+        if !out.iter().any(|t| **t == *clean) {
+            out.push(clean.into_boxed_str());
+        }
+    }
+    Some(out)
+}
+
+/// The usual event (string ids, ASCII hashtags) from its JSON bytes, or None for anything else:
 /// Python's `parse_event` accepts or rejects that one, with its reason.
 pub fn parse_plain_json(line: &[u8]) -> Option<Event> {
     if line.len() > MAX_EVENT_BYTES {
@@ -129,10 +159,18 @@ pub fn parse_plain_json(line: &[u8]) -> Option<Event> {
     let raw: PlainEvent = serde_json::from_slice(line).ok()?;
     let kind = Kind::parse(raw.kind.as_deref()?)?;
     let ts = raw.ts?;
-    if !(0..=MAX_TS_MS).contains(&ts) || raw.hashtags || raw.ref_hashtags {
+    if !(0..=MAX_TS_MS).contains(&ts) {
         return None;
     }
-    for value in [&raw.id, &raw.actor, &raw.target, &raw.tweet_id, &raw.ref_tweet_id] {
+    let hashtags = tags(raw.hashtags.as_deref())?;
+    let ref_hashtags = tags(raw.ref_hashtags.as_deref())?;
+    for value in [
+        &raw.id,
+        &raw.actor,
+        &raw.target,
+        &raw.tweet_id,
+        &raw.ref_tweet_id,
+    ] {
         if !id_ok(value) {
             return None;
         }
@@ -148,10 +186,14 @@ pub fn parse_plain_json(line: &[u8]) -> Option<Event> {
         kind,
         ts,
         actor: boxed(raw.actor)?,
-        target: if kind == Kind::Tweet { None } else { boxed(raw.target) },
+        target: if kind == Kind::Tweet {
+            None
+        } else {
+            boxed(raw.target)
+        },
         ref_tweet_id: boxed(raw.ref_tweet_id),
-        hashtags: Vec::new(),
-        ref_hashtags: Vec::new(),
+        hashtags,
+        ref_hashtags,
         followers: raw.followers,
     })
 }
@@ -161,7 +203,8 @@ pub fn parse_higgs(line: &[u8], number: u64) -> Option<Event> {
     let mut parts = line
         .split(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'))
         .filter(|p| !p.is_empty());
-    let (actor, target, seconds, code) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (actor, target, seconds, code) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
         return None;
     }

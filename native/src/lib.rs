@@ -28,7 +28,11 @@ use crate::engine::{CauseId, Emitted, Engine};
 use crate::event::{Event, Kind};
 
 /// A tuple subclass instance (a NamedTuple record) built without a Python-level call.
-fn record<'py>(py: Python<'py>, cls: &Bound<'py, PyType>, items: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+fn record<'py>(
+    py: Python<'py>,
+    cls: &Bound<'py, PyType>,
+    items: Vec<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     unsafe {
         let tp = cls.as_type_ptr();
         let alloc = (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
@@ -74,13 +78,18 @@ fn boxed_tags(obj: &Bound<PyAny>) -> PyResult<Vec<Box<str>>> {
 fn event_from_py(obj: &Bound<PyAny>) -> PyResult<Event> {
     let t = obj.downcast::<PyTuple>()?;
     let kind_name: String = t.get_item(1)?.extract()?;
-    let kind = Kind::parse(&kind_name).ok_or_else(|| PyValueError::new_err(format!("unknown kind {kind_name:?}")))?;
+    let kind = Kind::parse(&kind_name)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown kind {kind_name:?}")))?;
     Ok(Event {
         id: t.get_item(0)?.downcast::<PyString>()?.to_str()?.into(),
         kind,
         ts: t.get_item(2)?.extract()?,
         actor: t.get_item(3)?.downcast::<PyString>()?.to_str()?.into(),
-        target: if kind == Kind::Tweet { None } else { boxed_opt(&t.get_item(4)?)? },
+        target: if kind == Kind::Tweet {
+            None
+        } else {
+            boxed_opt(&t.get_item(4)?)?
+        },
         ref_tweet_id: boxed_opt(&t.get_item(6)?)?,
         hashtags: boxed_tags(&t.get_item(7)?)?,
         ref_hashtags: boxed_tags(&t.get_item(8)?)?,
@@ -99,12 +108,18 @@ impl NativeEngine {
         for Emitted { change, cause } in self.out.drain(..) {
             let mut reasons = Vec::with_capacity(change.reasons.len());
             for (code, points) in change.reasons {
-                let items = vec![PyString::intern(py, code).into_any(), points.into_pyobject(py)?.into_any()];
+                let items = vec![
+                    PyString::intern(py, code).into_any(),
+                    points.into_pyobject(py)?.into_any(),
+                ];
                 reasons.push(record(py, reason_cls, items)?);
             }
             let mut topics = Vec::with_capacity(change.topics.len());
             for (topic, score) in change.topics {
-                let items = vec![PyString::new(py, &topic).into_any(), score.into_pyobject(py)?.into_any()];
+                let items = vec![
+                    PyString::new(py, &topic).into_any(),
+                    score.into_pyobject(py)?.into_any(),
+                ];
                 topics.push(record(py, topic_cls, items)?);
             }
             let items = vec![
@@ -150,7 +165,11 @@ impl NativeEngine {
     }
 
     /// Applies one `scoring.Event`.
-    fn process<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn process<'py>(
+        &mut self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let event = event_from_py(event)?;
         let mut out = std::mem::take(&mut self.out);
         self.engine.process(&event, &mut out);
@@ -159,8 +178,14 @@ impl NativeEngine {
     }
 
     /// Applies one v1 JSON line; None if it is not the usual shape (decode it in Python).
-    fn process_json<'py>(&mut self, py: Python<'py>, line: &[u8]) -> PyResult<Option<Bound<'py, PyList>>> {
-        let Some(event) = event::parse_plain_json(line) else { return Ok(None) };
+    fn process_json<'py>(
+        &mut self,
+        py: Python<'py>,
+        line: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        let Some(event) = event::parse_plain_json(line) else {
+            return Ok(None);
+        };
         let mut out = std::mem::take(&mut self.out);
         self.engine.process(&event, &mut out);
         self.out = out;
@@ -168,8 +193,15 @@ impl NativeEngine {
     }
 
     /// Applies one Higgs line (id = line number); None if Python should decode it.
-    fn process_higgs<'py>(&mut self, py: Python<'py>, line: &[u8], number: u64) -> PyResult<Option<Bound<'py, PyList>>> {
-        let Some(event) = event::parse_higgs(line, number) else { return Ok(None) };
+    fn process_higgs<'py>(
+        &mut self,
+        py: Python<'py>,
+        line: &[u8],
+        number: u64,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        let Some(event) = event::parse_higgs(line, number) else {
+            return Ok(None);
+        };
         let mut out = std::mem::take(&mut self.out);
         self.engine.process(&event, &mut out);
         self.out = out;
@@ -196,7 +228,13 @@ impl NativeEngine {
             .filter(|k| s.events[k.index()] > 0)
             .map(|k| (k.name(), s.events[k.index()]))
             .collect();
-        (by_kind, s.duplicates, s.self_engagements, s.score_changes, s.decay_changes)
+        (
+            by_kind,
+            s.duplicates,
+            s.self_engagements,
+            s.score_changes,
+            s.decay_changes,
+        )
     }
 
     fn __len__(&self) -> usize {

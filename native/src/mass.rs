@@ -16,32 +16,56 @@ pub struct DayShare {
     pub burst_engagers: f64,
 }
 
-pub fn day_share(bucket: &DayBucket, baseline_raw: f64, baseline_engagers: f64, model: &Model) -> DayShare {
+pub fn day_share(
+    bucket: &DayBucket,
+    baseline_raw: f64,
+    baseline_engagers: f64,
+    model: &Model,
+) -> DayShare {
     let kappa = model.kappa;
     let raw = bucket.raw;
     let (mut regular, mut excess) = (0.0, 0.0);
     if raw > 0.0 {
         let total = kappa * (raw / kappa).ln_1p();
-        let baseline = if baseline_raw > model.baseline_floor { baseline_raw } else { model.baseline_floor };
+        let baseline = if baseline_raw > model.baseline_floor {
+            baseline_raw
+        } else {
+            model.baseline_floor
+        };
         if raw <= baseline {
             regular = total / raw;
         } else {
             let regular_total = kappa * (baseline / kappa).ln_1p();
             let mention = raw - bucket.content;
-            let kind_weight =
-                (bucket.content * model.content_excess_weight + mention * model.mention_excess_weight) / raw;
+            let kind_weight = (bucket.content * model.content_excess_weight
+                + mention * model.mention_excess_weight)
+                / raw;
             regular = regular_total / raw;
             excess = (total - regular_total) * kind_weight / raw;
         }
     }
     let floor = model.engager_baseline_floor;
-    let engager_base = if baseline_engagers > floor { baseline_engagers } else { floor };
+    let engager_base = if baseline_engagers > floor {
+        baseline_engagers
+    } else {
+        floor
+    };
     let new = bucket.new_engagers as f64;
     if new <= engager_base {
-        return DayShare { regular, excess, engagers: new, burst_engagers: 0.0 };
+        return DayShare {
+            regular,
+            excess,
+            engagers: new,
+            burst_engagers: 0.0,
+        };
     }
     let burst_engagers = burst_curve(new, kappa) - burst_curve(engager_base, kappa);
-    DayShare { regular, excess, engagers: engager_base, burst_engagers: burst_engagers * model.engager_excess_weight }
+    DayShare {
+        regular,
+        excess,
+        engagers: engager_base,
+        burst_engagers: burst_engagers * model.engager_excess_weight,
+    }
 }
 
 fn baseline(history: &[f64], buckets: &[DayBucket], index: usize, span: i64) -> (f64, f64) {
@@ -80,7 +104,10 @@ fn share_cache(received: &ReceivedState, model: &Model) -> ShareCache {
             day_share(&buckets[i], raw, engagers, model)
         })
         .collect();
-    ShareCache { older, newest_baseline: baseline(history, buckets, buckets.len() - 1, span) }
+    ShareCache {
+        older,
+        newest_baseline: baseline(history, buckets, buckets.len() - 1, span),
+    }
 }
 
 /// Shares of the open day buckets, each against the average of the days before it.
@@ -94,7 +121,12 @@ pub fn day_shares(received: &mut ReceivedState, model: &Model) -> Vec<DayShare> 
     let cache = received.shares.as_ref().expect("just set");
     let mut out = cache.older.clone();
     let (raw, engagers) = cache.newest_baseline;
-    out.push(day_share(received.buckets.last().expect("not empty"), raw, engagers, model));
+    out.push(day_share(
+        received.buckets.last().expect("not empty"),
+        raw,
+        engagers,
+        model,
+    ));
     out
 }
 
@@ -113,7 +145,11 @@ pub struct Mass {
 
 impl Mass {
     pub fn regular(&self) -> f64 {
-        if self.slow > self.fast { self.slow } else { self.fast }
+        if self.slow > self.fast {
+            self.slow
+        } else {
+            self.fast
+        }
     }
 }
 
@@ -149,7 +185,11 @@ pub fn read_mass(state: &mut UserState, now: i64, model: &Model) -> Mass {
     let shares = day_shares(received, model);
     for (bucket, share) in received.buckets.iter().zip(shares.iter()) {
         let start = bucket.day * DAY_MS;
-        let paused = if pauses.is_empty() { clock.folded_paused } else { clock.paused_before(bucket.day, pauses) };
+        let paused = if pauses.is_empty() {
+            clock.folded_paused
+        } else {
+            clock.paused_before(bucket.day, pauses)
+        };
         let tau_start = start - paused * DAY_MS;
         fast += share.regular * bucket.fast * (-fast_rate * (tau_now - tau_start) as f64).exp();
         slow += share.regular * bucket.slow * (-slow_rate * (now - start) as f64).exp();
@@ -161,7 +201,11 @@ pub fn read_mass(state: &mut UserState, now: i64, model: &Model) -> Mass {
         }
     }
     let slow_on_fast_scale = model.slow_floor * slow * model.slow_to_fast;
-    let total = (if fast > slow_on_fast_scale { fast } else { slow_on_fast_scale }) + burst;
+    let total = (if fast > slow_on_fast_scale {
+        fast
+    } else {
+        slow_on_fast_scale
+    }) + burst;
     let pair_total = received.pair_total;
     let mut share_reciprocal = 0.0;
     if pair_total > 0.0 && received.pair_reciprocal != 0.0 {
@@ -186,7 +230,9 @@ pub fn read_mass(state: &mut UserState, now: i64, model: &Model) -> Mass {
 }
 
 pub fn audience_term(effective: f64, followers: Option<i64>, model: &Model) -> f64 {
-    let Some(followers) = followers else { return 0.0 };
+    let Some(followers) = followers else {
+        return 0.0;
+    };
     if effective < model.audience_min_mass {
         return 0.0;
     }

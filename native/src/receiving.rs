@@ -77,16 +77,40 @@ pub fn apply_engagement(state: &mut UserState, e: &Engagement, origin: &Origin, 
     }
 }
 
-fn add_pair(state: &mut UserState, actor: &str, ts: i64, contribution: f64, day: i64, model: &Model) {
+fn add_pair(
+    state: &mut UserState,
+    actor: &str,
+    ts: i64,
+    contribution: f64,
+    day: i64,
+    model: &Model,
+) {
     let amount = contribution * (model.reciprocity_rate * (ts - state.landmark) as f64).exp();
-    let engaged_back = state.acting.as_ref().is_some_and(|a| a.out_pairs.contains_key(actor));
+    let engaged_back = state
+        .acting
+        .as_ref()
+        .is_some_and(|a| a.out_pairs.contains_key(actor));
     let received = state.received.as_deref_mut().expect("set");
     received.pair_total += amount;
     if !received.in_pairs.contains_key(actor) {
         if !received.evicted.is_empty() && received.evicted.might_contain(actor) {
-            received.in_pairs.insert(actor.into(), InPair { mass: 0.0, first_day: NO_DAY, reciprocal: false });
+            received.in_pairs.insert(
+                actor.into(),
+                InPair {
+                    mass: 0.0,
+                    first_day: NO_DAY,
+                    reciprocal: false,
+                },
+            );
         } else {
-            received.in_pairs.insert(actor.into(), InPair { mass: 0.0, first_day: day, reciprocal: false });
+            received.in_pairs.insert(
+                actor.into(),
+                InPair {
+                    mass: 0.0,
+                    first_day: day,
+                    reciprocal: false,
+                },
+            );
             count_new_engager(received, day, 1);
         }
         // Python keeps adding to an entry the cap just evicted; its mass then only reaches
@@ -100,7 +124,12 @@ fn add_pair(state: &mut UserState, actor: &str, ts: i64, contribution: f64, day:
             }
         }
         if let Some(mut pair) = detached {
-            finish_pair(&mut pair, received_reciprocal(received), amount, engaged_back);
+            finish_pair(
+                &mut pair,
+                received_reciprocal(received),
+                amount,
+                engaged_back,
+            );
             return;
         }
     } else {
@@ -157,9 +186,16 @@ fn count_new_engager(received: &mut ReceivedState, day: i64, delta: i64) {
 }
 
 fn evict_in_pairs(received: &mut ReceivedState, keep: usize) {
-    let mut ranked: Vec<(f64, Box<str>, InPair)> =
-        received.in_pairs.drain(..).map(|(user, p)| (-p.mass, user, p)).collect();
-    ranked.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.1.cmp(&b.1)));
+    let mut ranked: Vec<(f64, Box<str>, InPair)> = received
+        .in_pairs
+        .drain(..)
+        .map(|(user, p)| (-p.mass, user, p))
+        .collect();
+    ranked.sort_by(|a, b| {
+        a.0.partial_cmp(&b.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.1.cmp(&b.1))
+    });
     for (_, user, _) in &ranked[keep.min(ranked.len())..] {
         received.evicted.add(user);
     }
@@ -212,8 +248,10 @@ fn seal_old_days(state: &mut UserState, last_day: i64, model: &Model) {
         }
         let start = bucket.day * DAY_MS;
         let tau_start = start - clock.paused_before(bucket.day, pauses) * DAY_MS;
-        received.sealed_fast += share.regular * bucket.fast * (model.fast_rate * (tau_start - landmark) as f64).exp();
-        received.sealed_slow += share.regular * bucket.slow * (model.slow_rate * (start - landmark) as f64).exp();
+        received.sealed_fast +=
+            share.regular * bucket.fast * (model.fast_rate * (tau_start - landmark) as f64).exp();
+        received.sealed_slow +=
+            share.regular * bucket.slow * (model.slow_rate * (start - landmark) as f64).exp();
         add_burst_to(
             &mut received.sealed_burst,
             &mut received.sealed_burst_engagers,
@@ -224,14 +262,19 @@ fn seal_old_days(state: &mut UserState, last_day: i64, model: &Model) {
             model,
         );
         received.sealed_engagers += share.engagers;
-        received.history.extend([bucket.day as f64, bucket.raw, bucket.new_engagers as f64]);
+        received
+            .history
+            .extend([bucket.day as f64, bucket.raw, bucket.new_engagers as f64]);
         sealed += 1;
     }
     received.buckets.drain(..sealed);
     received.shares = None;
     let horizon = (last_day - model.baseline_days) as f64;
     let history = &mut received.history;
-    let keep = (0..history.len()).step_by(3).find(|&j| history[j] >= horizon).unwrap_or(history.len());
+    let keep = (0..history.len())
+        .step_by(3)
+        .find(|&j| history[j] >= horizon)
+        .unwrap_or(history.len());
     history.drain(..keep);
 }
 

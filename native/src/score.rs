@@ -21,7 +21,11 @@ pub fn quantile_level(z: f64, knots: &[f64]) -> f64 {
     }
     let i = knots.partition_point(|k| *k <= z); // bisect_right
     let (low, high) = (knots[i - 1], knots[i]);
-    let within = if high > low { (z - low) / (high - low) } else { 1.0 };
+    let within = if high > low {
+        (z - low) / (high - low)
+    } else {
+        1.0
+    };
     ((i - 1) as f64 + within) / (count - 1) as f64
 }
 
@@ -29,7 +33,14 @@ pub fn to_scale(z: f64, knots: &[f64]) -> f64 {
     round2(1.0 + 99.0 * quantile_level(z, knots))
 }
 
-fn z_of(total: f64, share: f64, engagers: f64, followers: Option<i64>, model: &Model, shrink: bool) -> f64 {
+fn z_of(
+    total: f64,
+    share: f64,
+    engagers: f64,
+    followers: Option<i64>,
+    model: &Model,
+    shrink: bool,
+) -> f64 {
     let mut effective = total * (1.0 - share * share);
     if shrink {
         effective *= engagers / (engagers + model.shrinkage_prior);
@@ -38,15 +49,26 @@ fn z_of(total: f64, share: f64, engagers: f64, followers: Option<i64>, model: &M
 }
 
 /// The score in points by cause, largest first (at most `top_reasons`).
-pub fn reasons(state: &UserState, mass: &Mass, model: &Model, score: f64) -> Vec<(&'static str, f64)> {
-    let Some(received) = state.received.as_deref() else { return Vec::new() };
+pub fn reasons(
+    state: &UserState,
+    mass: &Mass,
+    model: &Model,
+    score: f64,
+) -> Vec<(&'static str, f64)> {
+    let Some(received) = state.received.as_deref() else {
+        return Vec::new();
+    };
     if mass.effective <= 0.0 {
         return Vec::new();
     }
     let knots = &model.scale_knots;
     let z = mass.z;
     let audience = mass.audience;
-    let engagement_points = (if audience != 0.0 { to_scale(z - audience, knots) } else { score }) - 1.0;
+    let engagement_points = (if audience != 0.0 {
+        to_scale(z - audience, knots)
+    } else {
+        score
+    }) - 1.0;
     let mut ranked: Vec<(f64, &'static str, f64)> = Vec::with_capacity(8);
     let kind_masses = received.kind_mass;
     let kind_total = 0.0 + kind_masses[0] + kind_masses[1] + kind_masses[2] + kind_masses[3];
@@ -64,12 +86,21 @@ pub fn reasons(state: &UserState, mass: &Mass, model: &Model, score: f64) -> Vec
     }
     let (regular, burst) = (mass.regular(), mass.burst);
     let (share, engagers, followers) = (mass.reciprocal_share, mass.engagers, state.followers);
-    let mut without = vec![("new_account", z_of(regular + burst, share, engagers, followers, model, false))];
+    let mut without = vec![(
+        "new_account",
+        z_of(regular + burst, share, engagers, followers, model, false),
+    )];
     if burst != 0.0 {
-        without.push(("burst", z_of(regular, share, engagers, followers, model, true)));
+        without.push((
+            "burst",
+            z_of(regular, share, engagers, followers, model, true),
+        ));
     }
     if share != 0.0 {
-        without.push(("reciprocity", z_of(regular + burst, 0.0, engagers, followers, model, true)));
+        without.push((
+            "reciprocity",
+            z_of(regular + burst, 0.0, engagers, followers, model, true),
+        ));
     }
     for (code, z_without) in without {
         let points = round2(score - to_scale(z_without, knots));
@@ -84,11 +115,16 @@ pub fn reasons(state: &UserState, mass: &Mass, model: &Model, score: f64) -> Vec
             .then(a.2.partial_cmp(&b.2).unwrap_or(std::cmp::Ordering::Equal))
     });
     ranked.truncate(model.top_reasons);
-    ranked.into_iter().map(|(_, code, points)| (code, points)).collect()
+    ranked
+        .into_iter()
+        .map(|(_, code, points)| (code, points))
+        .collect()
 }
 
 pub fn topic_scores(state: &UserState, mass: &Mass, model: &Model) -> Vec<(String, f64)> {
-    let Some(received) = state.received.as_deref() else { return Vec::new() };
+    let Some(received) = state.received.as_deref() else {
+        return Vec::new();
+    };
     if state.topics.is_empty() {
         return Vec::new();
     }
@@ -97,7 +133,12 @@ pub fn topic_scores(state: &UserState, mass: &Mass, model: &Model) -> Vec<(Strin
     let total_count: i64 = received.counts.iter().sum();
     published_topics(&state.topics, total_mass, total_count, model)
         .into_iter()
-        .map(|t| (t.topic.to_string(), to_scale((mass.effective * t.share).ln_1p(), &model.scale_knots)))
+        .map(|t| {
+            (
+                t.topic.to_string(),
+                to_scale((mass.effective * t.share).ln_1p(), &model.scale_knots),
+            )
+        })
         .collect()
 }
 
@@ -117,7 +158,13 @@ pub fn score_of(mass: &Mass, model: &Model) -> f64 {
     to_scale(mass.z, &model.scale_knots)
 }
 
-pub fn detect_change(user: &str, state: &mut UserState, now: i64, model: &Model, cause: &'static str) -> Option<ScoreChange> {
+pub fn detect_change(
+    user: &str,
+    state: &mut UserState,
+    now: i64,
+    model: &Model,
+    cause: &'static str,
+) -> Option<ScoreChange> {
     let mass = read_mass(state, now, model);
     let score = score_of(&mass, model);
     let previous = state.published;
@@ -128,6 +175,18 @@ pub fn detect_change(user: &str, state: &mut UserState, now: i64, model: &Model,
     }
     state.published = Some(score);
     let reasons = reasons(state, &mass, model, score);
-    let topics = if state.topics.is_empty() { Vec::new() } else { topic_scores(state, &mass, model) };
-    Some(ScoreChange { user: user.to_string(), score, previous, event_time: now, cause, reasons, topics })
+    let topics = if state.topics.is_empty() {
+        Vec::new()
+    } else {
+        topic_scores(state, &mass, model)
+    };
+    Some(ScoreChange {
+        user: user.to_string(),
+        score,
+        previous,
+        event_time: now,
+        cause,
+        reasons,
+        topics,
+    })
 }

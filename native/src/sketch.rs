@@ -39,7 +39,9 @@ impl Bloom {
         if self.is_empty() {
             return false;
         }
-        positions(user).iter().all(|p| self.0[(p / 64) as usize] & (1 << (p % 64)) != 0)
+        positions(user)
+            .iter()
+            .all(|p| self.0[(p / 64) as usize] & (1 << (p % 64)) != 0)
     }
 
     /// Python's `format(bits, "x")`.

@@ -35,7 +35,15 @@ pub struct DayBucket {
 
 impl DayBucket {
     pub fn new(day: i64) -> Self {
-        DayBucket { day, raw: 0.0, content: 0.0, fast: 0.0, slow: 0.0, burst: 0.0, new_engagers: 0 }
+        DayBucket {
+            day,
+            raw: 0.0,
+            content: 0.0,
+            fast: 0.0,
+            slow: 0.0,
+            burst: 0.0,
+            new_engagers: 0,
+        }
     }
 }
 
@@ -60,7 +68,11 @@ impl Default for ActingState {
         for s in 0..3 {
             counters[s * ACTION_COUNTERS..(s + 1) * ACTION_COUNTERS].copy_from_slice(&one);
         }
-        ActingState { counters, out_pairs: Map::default(), recent_ids: Vec::new() }
+        ActingState {
+            counters,
+            out_pairs: Map::default(),
+            recent_ids: Vec::new(),
+        }
     }
 }
 

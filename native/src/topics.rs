@@ -3,7 +3,12 @@
 use crate::model::Model;
 use crate::state::{Map, TopicStats};
 
-fn slot<'a>(topics: &'a mut Map<TopicStats>, tag: &str, model: &Model, own: bool) -> Option<&'a mut TopicStats> {
+fn slot<'a>(
+    topics: &'a mut Map<TopicStats>,
+    tag: &str,
+    model: &Model,
+    own: bool,
+) -> Option<&'a mut TopicStats> {
     if topics.contains_key(tag) {
         return topics.get_mut(tag);
     }
@@ -17,7 +22,11 @@ fn slot<'a>(topics: &'a mut Map<TopicStats>, tag: &str, model: &Model, own: bool
                     let wkey = (ws.own_tweets > 0, ws.mass);
                     let less = key.0 < wkey.0
                         || (key.0 == wkey.0 && (key.1 < wkey.1 || (key.1 == wkey.1 && t < wt)));
-                    if less { Some((t, s)) } else { Some((wt, ws)) }
+                    if less {
+                        Some((t, s))
+                    } else {
+                        Some((wt, ws))
+                    }
                 }
             };
         }
@@ -28,7 +37,11 @@ fn slot<'a>(topics: &'a mut Map<TopicStats>, tag: &str, model: &Model, own: bool
         let mass = ws.mass;
         let wt = wt.clone();
         topics.shift_remove(&wt);
-        TopicStats { mass, error: mass, ..TopicStats::default() }
+        TopicStats {
+            mass,
+            error: mass,
+            ..TopicStats::default()
+        }
     } else {
         TopicStats::default()
     };
@@ -56,10 +69,14 @@ pub fn record_topic_engagement(
     model: &Model,
 ) {
     for tag in tags {
-        let Some(stats) = slot(topics, tag, model, false) else { continue };
+        let Some(stats) = slot(topics, tag, model, false) else {
+            continue;
+        };
         stats.mass += amount;
         stats.count += 1;
-        if !stats.engagers.iter().any(|e| &**e == actor) && stats.engagers.len() < model.max_engagers_per_topic {
+        if !stats.engagers.iter().any(|e| &**e == actor)
+            && stats.engagers.len() < model.max_engagers_per_topic
+        {
             stats.engagers.push(actor.into());
         }
         if let Some(tweet_id) = tweet_id {
@@ -94,7 +111,11 @@ pub fn wilson_lower_bound(successes: i64, trials: i64, z: f64) -> f64 {
     let centre = p + z2 / (2 * trials) as f64;
     let margin = z * (p * (1.0 - p) / n + z2 / (4 * trials * trials) as f64).sqrt();
     let value = (centre - margin) / (1.0 + z2 / n);
-    if value > 0.0 { value } else { 0.0 }
+    if value > 0.0 {
+        value
+    } else {
+        0.0
+    }
 }
 
 /// A published topic and its shrunk share of the user's engagement mass.
@@ -122,7 +143,11 @@ pub fn published_topics<'a>(
                 top = *m;
             }
         }
-        let top_share = if tweet_mass > 0.0 { top / tweet_mass } else { 1.0 };
+        let top_share = if tweet_mass > 0.0 {
+            top / tweet_mass
+        } else {
+            1.0
+        };
         let wilson = wilson_lower_bound(stats.count.min(total_count), total_count, model.wilson_z);
         let alpha = model.topic_prior_weight;
         let bigger = if mass > total_mass { mass } else { total_mass };
@@ -136,6 +161,11 @@ pub fn published_topics<'a>(
             out.push(PublishedTopic { topic: tag, share });
         }
     }
-    out.sort_by(|a, b| b.share.partial_cmp(&a.share).unwrap_or(std::cmp::Ordering::Equal).then(a.topic.cmp(b.topic)));
+    out.sort_by(|a, b| {
+        b.share
+            .partial_cmp(&a.share)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.topic.cmp(b.topic))
+    });
     out
 }

@@ -3,6 +3,7 @@
 
 use crate::event::{Event, Kind};
 use crate::model::{floor_div, Model, DAY_MS, HOUR_MS};
+use crate::state::Id;
 use crate::state::{
     ActingState, UserState, ACTION_COUNTERS, DAY, DAY_COUNT, HOUR, HOUR_COUNT, PREVIOUS_HOUR_COUNT,
 };
@@ -113,9 +114,10 @@ fn hourly_rate(counters: &mut [i64], at: usize, ts: i64) -> f64 {
 }
 
 fn evict_out_pairs(acting: &mut ActingState, keep: usize) {
-    let mut ranked: Vec<(f64, Box<str>, [f64; 3])> = acting
+    let mut ranked: Vec<(f64, Id, [f64; 3])> = acting
         .out_pairs
-        .drain(..)
+        .take_all()
+        .into_iter()
         .map(|(user, c)| (-(0.0 + c[0] + c[1] + c[2]), user, c))
         .collect();
     ranked.sort_by(|a, b| {
@@ -145,7 +147,7 @@ fn engage_pair(
             evict_out_pairs(acting, model.max_out_pairs);
         }
     } else {
-        counts = acting.out_pairs[target];
+        counts = *acting.out_pairs.get(target).expect("present");
     }
     let factor = pair_factor(counts[source] / growth);
     // an entry the cap just evicted is gone: the count is lost with it, as in Python
@@ -171,6 +173,9 @@ pub fn apply_action(state: &mut UserState, event: &Event, model: &Model) -> Acti
     let acting = state.acting.get_or_insert_with(Default::default);
     if acting.recent_ids.iter().any(|id| **id == *event.id) {
         return ActionResult::only(Outcome::Duplicate);
+    }
+    if acting.recent_ids.is_empty() {
+        acting.recent_ids.reserve_exact(1);
     }
     acting.recent_ids.push(event.id.clone());
     if acting.recent_ids.len() > model.dedup_ids {

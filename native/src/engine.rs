@@ -2,6 +2,7 @@
 //! target step for each event, in stream order, and decay-only changes at each UTC day
 //! boundary the stream's event time crosses.
 
+use crate::state::Id;
 use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
@@ -16,7 +17,7 @@ use crate::state::UserState;
 
 /// What caused a change: an event (its id) or a day boundary (`decay:<day>`).
 pub enum CauseId {
-    Event(Box<str>),
+    Event(Id),
     Decay(i64),
 }
 
@@ -39,8 +40,8 @@ pub struct Stats {
 #[derive(Default)]
 struct DecayWatch {
     now: Option<i64>,
-    seq: FxHashMap<Box<str>, u64>,
-    order: BTreeMap<u64, Box<str>>,
+    seq: FxHashMap<Id, u64>,
+    order: BTreeMap<u64, Id>,
     next: u64,
 }
 
@@ -48,7 +49,7 @@ impl DecayWatch {
     fn note(&mut self, change: &ScoreChange, model: &Model) {
         if change.score >= model.decay_check_min_score {
             if !self.seq.contains_key(change.user.as_str()) {
-                let user: Box<str> = change.user.as_str().into();
+                let user: Id = change.user.as_str().into();
                 self.seq.insert(user.clone(), self.next);
                 self.order.insert(self.next, user);
                 self.next += 1;
@@ -61,7 +62,8 @@ impl DecayWatch {
 
 pub struct Engine {
     pub model: Model,
-    pub states: IndexMap<Box<str>, UserState, FxBuildHasher>,
+    /// Boxed: the map's entries stay small, so growing it moves 40 bytes a user, not 250.
+    pub states: IndexMap<Id, Box<UserState>, FxBuildHasher>,
     pub stats: Stats,
     watch: DecayWatch,
 }
@@ -83,7 +85,11 @@ impl Engine {
     fn index_of(&mut self, user: &str, ts: i64) -> usize {
         match self.states.get_index_of(user) {
             Some(i) => i,
-            None => self.states.insert_full(user.into(), UserState::new(ts)).0,
+            None => {
+                self.states
+                    .insert_full(user.into(), Box::new(UserState::new(ts)))
+                    .0
+            }
         }
     }
 
@@ -149,7 +155,7 @@ impl Engine {
         self.watch.now = Some(ts);
         for day in floor_div(now, DAY_MS) + 1..=floor_div(ts, DAY_MS) {
             let boundary = day * DAY_MS;
-            let users: Vec<Box<str>> = self.watch.order.values().cloned().collect();
+            let users: Vec<Id> = self.watch.order.values().cloned().collect();
             for user in users {
                 let Some(state) = self.states.get_mut(&*user) else {
                     if let Some(n) = self.watch.seq.remove(&*user) {

@@ -1,6 +1,7 @@
 //! Input events: the usual v1 JSON event and Higgs line read here, in one pass; anything
 //! else is left to Python's full schema check (pipeline.codec), which gives the reasons.
 
+use crate::state::Id;
 use std::borrow::Cow;
 
 use serde::Deserialize;
@@ -77,19 +78,19 @@ impl Kind {
 /// One v1 input event (what the model reads of it).
 #[derive(Clone, Debug)]
 pub struct Event {
-    pub id: Box<str>,
+    pub id: Id,
     pub kind: Kind,
     pub ts: i64,
-    pub actor: Box<str>,
+    pub actor: Id,
     /// None for a tweet, whatever the input said: a tweet engages no one.
-    pub target: Option<Box<str>>,
-    pub ref_tweet_id: Option<Box<str>>,
-    pub hashtags: Vec<Box<str>>,
-    pub ref_hashtags: Vec<Box<str>>,
+    pub target: Option<Id>,
+    pub ref_tweet_id: Option<Id>,
+    pub hashtags: Vec<Id>,
+    pub ref_hashtags: Vec<Id>,
     pub followers: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct PlainEvent<'a> {
     #[serde(borrow)]
     id: Option<Cow<'a, str>>,
@@ -121,20 +122,20 @@ fn id_ok(value: &Option<Cow<str>>) -> bool {
     }
 }
 
-fn boxed(value: Option<Cow<str>>) -> Option<Box<str>> {
-    value.map(|s| s.into_owned().into_boxed_str())
+fn boxed(value: Option<Cow<str>>) -> Option<Id> {
+    value.map(|s| Id::from(s.as_ref()))
 }
 
 /// Python's `_tags` for ASCII tags: lower case, leading `#` dropped, empty ones skipped,
 /// duplicates removed in order. None (decode in Python) for non-ASCII or oversize lists.
-fn tags(value: Option<&[Cow<str>]>) -> Option<Vec<Box<str>>> {
+fn tags(value: Option<&[Cow<str>]>) -> Option<Vec<Id>> {
     let Some(value) = value else {
         return Some(Vec::new());
     };
     if value.len() > MAX_HASHTAGS {
         return None;
     }
-    let mut out: Vec<Box<str>> = Vec::with_capacity(value.len());
+    let mut out: Vec<Id> = Vec::with_capacity(value.len());
     for tag in value {
         if !tag.is_ascii() || tag.len() > MAX_ID_LENGTH {
             return None;
@@ -144,7 +145,7 @@ fn tags(value: Option<&[Cow<str>]>) -> Option<Vec<Box<str>>> {
         }
         let clean = tag.trim_start_matches('#').to_ascii_lowercase();
         if !out.iter().any(|t| **t == *clean) {
-            out.push(clean.into_boxed_str());
+            out.push(Id::from(clean));
         }
     }
     Some(out)
@@ -156,7 +157,10 @@ pub fn parse_plain_json(line: &[u8]) -> Option<Event> {
     if line.len() > MAX_EVENT_BYTES {
         return None;
     }
-    let raw: PlainEvent = serde_json::from_slice(line).ok()?;
+    let raw = match scan_plain(line) {
+        Some(raw) => raw,
+        None => serde_json::from_slice::<PlainEvent>(line).ok()?,
+    };
     let kind = Kind::parse(raw.kind.as_deref()?)?;
     let ts = raw.ts?;
     if !(0..=MAX_TS_MS).contains(&ts) {
@@ -219,7 +223,7 @@ pub fn parse_higgs(line: &[u8], number: u64) -> Option<Event> {
     }
     let seconds: i64 = std::str::from_utf8(seconds).ok()?.parse().ok()?;
     Some(Event {
-        id: number.to_string().into_boxed_str(),
+        id: compact_str::format_compact!("{number}"),
         kind,
         ts: seconds * 1000,
         actor: std::str::from_utf8(actor).ok()?.into(),
@@ -229,4 +233,211 @@ pub fn parse_higgs(line: &[u8], number: u64) -> Option<Event> {
         ref_hashtags: Vec::new(),
         followers: None,
     })
+}
+
+/// A JSON reader for the common line only: an object of the known keys, strings without
+/// escapes, integers, null, arrays of strings. It gives up (None) on anything else, which
+/// serde_json then reads; what it accepts, serde_json reads as the same values.
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        self.space();
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The raw bytes of a string without escapes or control characters.
+    fn string_bytes(&mut self) -> Option<&'a [u8]> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.at;
+        let rest = &self.bytes[start..];
+        let len = rest
+            .iter()
+            .position(|b| *b == b'"' || *b == b'\\' || *b < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.at = start + len + 1;
+        Some(&rest[..len])
+    }
+
+    fn string(&mut self) -> Option<&'a str> {
+        let bytes = self.string_bytes()?;
+        if bytes.is_ascii() {
+            // SAFETY: ASCII bytes are valid UTF-8
+            Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+        } else {
+            std::str::from_utf8(bytes).ok()
+        }
+    }
+
+    fn null(&mut self) -> bool {
+        self.space();
+        if self.bytes[self.at..].starts_with(b"null") {
+            self.at += 4;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.string().map(|s| Some(Cow::Borrowed(s)))
+    }
+
+    fn integer(&mut self) -> Option<i64> {
+        self.space();
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let digits = &self.bytes[self.at..];
+        let count = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        if count == 0 || count > 18 || (count > 1 && digits[0] == b'0') {
+            return None;
+        }
+        self.at += count;
+        if let Some(b'.' | b'e' | b'E') = self.peek() {
+            return None;
+        }
+        let value = digits[..count]
+            .iter()
+            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+        Some(if negative { -value } else { value })
+    }
+
+    fn opt_integer(&mut self) -> Option<Option<i64>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.integer().map(Some)
+    }
+
+    fn opt_strings(&mut self) -> Option<Option<Vec<Cow<'a, str>>>> {
+        if self.null() {
+            return Some(None);
+        }
+        if !self.eat(b'[') {
+            return None;
+        }
+        let mut out = Vec::new();
+        if self.eat(b']') {
+            return Some(Some(out));
+        }
+        loop {
+            out.push(Cow::Borrowed(self.string()?));
+            if self.eat(b']') {
+                return Some(Some(out));
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+}
+
+fn scan_plain(line: &[u8]) -> Option<PlainEvent<'_>> {
+    let mut s = Scanner { bytes: line, at: 0 };
+    let mut raw = PlainEvent::default();
+    let mut seen = 0u16;
+    if !s.eat(b'{') || s.eat(b'}') {
+        return None;
+    }
+    loop {
+        let key = s.string_bytes()?;
+        if !s.eat(b':') {
+            return None;
+        }
+        let bit = match key {
+            b"id" => {
+                raw.id = s.opt_string()?;
+                1
+            }
+            b"kind" => {
+                raw.kind = s.opt_string()?;
+                2
+            }
+            b"ts" => {
+                raw.ts = s.opt_integer()?;
+                4
+            }
+            b"actor" => {
+                raw.actor = s.opt_string()?;
+                8
+            }
+            b"target" => {
+                raw.target = s.opt_string()?;
+                16
+            }
+            b"tweet_id" => {
+                raw.tweet_id = s.opt_string()?;
+                32
+            }
+            b"ref_tweet_id" => {
+                raw.ref_tweet_id = s.opt_string()?;
+                64
+            }
+            b"hashtags" => {
+                raw.hashtags = s.opt_strings()?;
+                128
+            }
+            b"ref_hashtags" => {
+                raw.ref_hashtags = s.opt_strings()?;
+                256
+            }
+            b"followers" => {
+                raw.followers = s.opt_integer()?;
+                512
+            }
+            _ => return None,
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        if s.eat(b'}') {
+            break;
+        }
+        if !s.eat(b',') {
+            return None;
+        }
+    }
+    s.space();
+    (s.at == line.len()).then_some(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scanner_reads_the_common_line() {
+        let line = b"{\"id\":\"1\",\"kind\":\"mention\",\"ts\":1341100972000,\"actor\":\"223789\",\"target\":\"213163\"}\n";
+        let raw = scan_plain(line).expect("scanned");
+        assert_eq!(raw.ts, Some(1341100972000));
+        assert_eq!(raw.target.as_deref(), Some("213163"));
+    }
 }

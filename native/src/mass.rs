@@ -110,24 +110,31 @@ fn share_cache(received: &ReceivedState, model: &Model) -> ShareCache {
     }
 }
 
-/// Shares of the open day buckets, each against the average of the days before it.
-pub fn day_shares(received: &mut ReceivedState, model: &Model) -> Vec<DayShare> {
-    if received.buckets.is_empty() {
-        return Vec::new();
-    }
-    if received.shares.is_none() {
+/// Fills the cache of the older open days' shares and the newest day's baseline if a change
+/// emptied it; `share_of` then reads a day's share without recomputing the others.
+pub fn prepare_shares(received: &mut ReceivedState, model: &Model) {
+    if received.shares.is_none() && !received.buckets.is_empty() {
         received.shares = Some(share_cache(received, model));
     }
-    let cache = received.shares.as_ref().expect("just set");
-    let mut out = cache.older.clone();
+}
+
+/// The share of open day `index` against the average of the days before it (after
+/// `prepare_shares`).
+pub fn share_of(received: &ReceivedState, index: usize, model: &Model) -> DayShare {
+    let cache = received.shares.as_ref().expect("prepare_shares was called");
+    if index + 1 < received.buckets.len() {
+        return cache.older[index];
+    }
     let (raw, engagers) = cache.newest_baseline;
-    out.push(day_share(
-        received.buckets.last().expect("not empty"),
-        raw,
-        engagers,
-        model,
-    ));
-    out
+    day_share(&received.buckets[index], raw, engagers, model)
+}
+
+/// Shares of all the open day buckets, oldest first.
+pub fn day_shares(received: &mut ReceivedState, model: &Model) -> Vec<DayShare> {
+    prepare_shares(received, model);
+    (0..received.buckets.len())
+        .map(|i| share_of(received, i, model))
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -137,7 +144,6 @@ pub struct Mass {
     pub burst: f64,
     pub reciprocal_share: f64,
     pub engagers: f64,
-    pub paused_days: i64,
     pub effective: f64,
     pub audience: f64,
     pub z: f64,
@@ -182,8 +188,10 @@ pub fn read_mass(state: &mut UserState, now: i64, model: &Model) -> Mass {
         burst = received.sealed_burst * fading;
         engagers += received.sealed_burst_engagers * fading;
     }
-    let shares = day_shares(received, model);
-    for (bucket, share) in received.buckets.iter().zip(shares.iter()) {
+    prepare_shares(received, model);
+    let received = &*received;
+    for (i, bucket) in received.buckets.iter().enumerate() {
+        let share = share_of(received, i, model);
         let start = bucket.day * DAY_MS;
         let paused = if pauses.is_empty() {
             clock.folded_paused
@@ -222,7 +230,6 @@ pub fn read_mass(state: &mut UserState, now: i64, model: &Model) -> Mass {
         burst,
         reciprocal_share: share_reciprocal,
         engagers,
-        paused_days: paused_now,
         effective,
         audience,
         z,

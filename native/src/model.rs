@@ -73,8 +73,21 @@ pub fn floor_div(a: i64, b: i64) -> i64 {
     a.div_euclid(b)
 }
 
-/// Python's `round(x, 2)`: the binary value rounded to 2 decimals, ties to even.
+/// Python's `round(x, 2)`: the exact binary value rounded to 2 decimals (ties to even), then
+/// the double nearest that decimal.
+///
+/// The product `x * 100` is off the exact one by half an ulp at most, so when it lies clearly
+/// away from a rounding tie its nearest integer d is the right one, and `d / 100` (one correctly
+/// rounded division) is the double nearest d/100, as Python's string round trip gives. Near a
+/// tie, the exact decimal expansion decides.
 pub fn round2(x: f64) -> f64 {
+    let scaled = x * 100.0;
+    if scaled.abs() < 1e9 {
+        let fraction = scaled - scaled.floor();
+        if (fraction - 0.5).abs() > 1e-6 {
+            return scaled.round() / 100.0;
+        }
+    }
     if !x.is_finite() {
         return x;
     }

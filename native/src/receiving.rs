@@ -3,6 +3,7 @@
 use crate::acting::Engagement;
 use crate::mass::{burst_curve, day_shares};
 use crate::model::{floor_div, Model, DAY_MS, NO_DAY};
+use crate::state::Id;
 use crate::state::{DayBucket, InPair, ReceivedState, UserState};
 use crate::topics::record_topic_engagement;
 use crate::windows::add_to_windows;
@@ -13,7 +14,7 @@ const MENTION: usize = 3;
 pub struct Origin<'a> {
     pub actor: &'a str,
     pub ref_tweet_id: Option<&'a str>,
-    pub ref_hashtags: &'a [Box<str>],
+    pub ref_hashtags: &'a [Id],
 }
 
 pub fn apply_engagement(state: &mut UserState, e: &Engagement, origin: &Origin, model: &Model) {
@@ -186,9 +187,10 @@ fn count_new_engager(received: &mut ReceivedState, day: i64, delta: i64) {
 }
 
 fn evict_in_pairs(received: &mut ReceivedState, keep: usize) {
-    let mut ranked: Vec<(f64, Box<str>, InPair)> = received
+    let mut ranked: Vec<(f64, Id, InPair)> = received
         .in_pairs
-        .drain(..)
+        .take_all()
+        .into_iter()
         .map(|(user, p)| (-p.mass, user, p))
         .collect();
     ranked.sort_by(|a, b| {
@@ -209,6 +211,9 @@ fn bucket_for(state: &mut UserState, day: i64, model: &Model) -> Option<usize> {
     received.shares = None;
     let buckets = &mut received.buckets;
     if buckets.is_empty() || day > buckets[buckets.len() - 1].day {
+        if buckets.is_empty() {
+            buckets.reserve_exact(1);
+        }
         buckets.push(DayBucket::new(day));
         seal_old_days(state, day - model.open_days, model);
         return Some(state.received.as_ref().expect("set").buckets.len() - 1);

@@ -3,7 +3,7 @@
 
 use crate::mass::{audience_term, read_mass, Mass};
 use crate::model::{round2, Model};
-use crate::state::UserState;
+use crate::state::{Id, UserState};
 use crate::topics::published_topics;
 
 const KIND_REASONS: [&str; 4] = ["retweets", "quotes", "replies", "mentions"];
@@ -145,7 +145,7 @@ pub fn topic_scores(state: &UserState, mass: &Mass, model: &Model) -> Vec<(Strin
 /// A score-change event (§10).
 #[derive(Clone, Debug)]
 pub struct ScoreChange {
-    pub user: String,
+    pub user: Id,
     pub score: f64,
     pub previous: Option<f64>,
     pub event_time: i64,
@@ -181,7 +181,7 @@ pub fn detect_change(
         topic_scores(state, &mass, model)
     };
     Some(ScoreChange {
-        user: user.to_string(),
+        user: user.into(),
         score,
         previous,
         event_time: now,

@@ -8,8 +8,9 @@ const HASHES: u32 = 4;
 const INDEX_BITS: u32 = 10;
 const MASK: u64 = 1023;
 
+/// Empty for almost every user, so its 128 bytes are allocated on the first eviction only.
 #[derive(Clone, Debug, Default)]
-pub struct Bloom([u64; 16]);
+pub struct Bloom(Option<Box<[u64; 16]>>);
 
 fn positions(user: &str) -> [u64; HASHES as usize] {
     let mut hasher = Blake2bVar::new(8).expect("8 is a valid blake2b size");
@@ -26,28 +27,28 @@ fn positions(user: &str) -> [u64; HASHES as usize] {
 
 impl Bloom {
     pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|w| *w == 0)
+        self.0.is_none()
     }
 
     pub fn add(&mut self, user: &str) {
+        let words = self.0.get_or_insert_with(|| Box::new([0; 16]));
         for p in positions(user) {
-            self.0[(p / 64) as usize] |= 1 << (p % 64);
+            words[(p / 64) as usize] |= 1 << (p % 64);
         }
     }
 
     pub fn might_contain(&self, user: &str) -> bool {
-        if self.is_empty() {
-            return false;
-        }
+        let Some(words) = &self.0 else { return false };
         positions(user)
             .iter()
-            .all(|p| self.0[(p / 64) as usize] & (1 << (p % 64)) != 0)
+            .all(|p| words[(p / 64) as usize] & (1 << (p % 64)) != 0)
     }
 
     /// Python's `format(bits, "x")`.
     pub fn hex(&self) -> String {
         let mut s = String::new();
-        for w in self.0.iter().rev() {
+        let words = self.0.as_deref().copied().unwrap_or([0; 16]);
+        for w in words.iter().rev() {
             if s.is_empty() {
                 if *w != 0 {
                     s = format!("{w:x}");

@@ -3,7 +3,6 @@
 //! Maps keep insertion order (IndexMap) because Python's dicts do: evictions, Space-Saving
 //! and the stored rows depend on it.
 
-use indexmap::IndexMap;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -20,7 +19,11 @@ pub const HOUR: usize = 2;
 pub const HOUR_COUNT: usize = 3;
 pub const PREVIOUS_HOUR_COUNT: usize = 4;
 
-pub type Map<V> = IndexMap<Box<str>, V, rustc_hash::FxBuildHasher>;
+/// A user, event or tweet id: ids up to 24 bytes are stored inline (no allocation, and a
+/// key comparison reads no other memory).
+pub type Id = compact_str::CompactString;
+
+pub type Map<V> = crate::ordered::OrderedMap<V>;
 
 #[derive(Clone, Debug)]
 pub struct DayBucket {
@@ -58,7 +61,7 @@ pub struct InPair {
 pub struct ActingState {
     pub counters: [i64; 3 * ACTION_COUNTERS],
     pub out_pairs: Map<[f64; 3]>,
-    pub recent_ids: Vec<Box<str>>,
+    pub recent_ids: Vec<Id>,
 }
 
 impl Default for ActingState {
@@ -131,7 +134,7 @@ pub struct TopicStats {
     pub days: Vec<i64>,
     pub mass: f64,
     pub count: i64,
-    pub engagers: Vec<Box<str>>,
+    pub engagers: Vec<Id>,
     pub tweets: Map<f64>,
     pub error: f64,
 }
@@ -297,4 +300,23 @@ fn received_row<'py>(py: Python<'py>, r: &ReceivedState) -> PyResult<Bound<'py, 
             r.evicted.hex().into_pyobject(py)?.into_any(),
         ],
     )
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    #[test]
+    fn sizes() {
+        println!(
+            "UserState {} Received {} Acting {} Clock {} Map {} Id {} Bucket {} InPair {}",
+            std::mem::size_of::<UserState>(),
+            std::mem::size_of::<ReceivedState>(),
+            std::mem::size_of::<ActingState>(),
+            std::mem::size_of::<crate::clock::GraceClock>(),
+            std::mem::size_of::<Map<InPair>>(),
+            std::mem::size_of::<Id>(),
+            std::mem::size_of::<DayBucket>(),
+            std::mem::size_of::<InPair>(),
+        );
+    }
 }

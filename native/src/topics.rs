@@ -1,6 +1,7 @@
 //! Topics a user is influential about (scoring/topics.py): Space-Saving slots and evidence.
 
 use crate::model::Model;
+use crate::state::Id;
 use crate::state::{Map, TopicStats};
 
 fn slot<'a>(
@@ -13,7 +14,7 @@ fn slot<'a>(
         return topics.get_mut(tag);
     }
     let stats = if topics.len() >= model.max_topics {
-        let mut weakest: Option<(&Box<str>, &TopicStats)> = None;
+        let mut weakest: Option<(&Id, &TopicStats)> = None;
         for (t, s) in topics.iter() {
             weakest = match weakest {
                 None => Some((t, s)),
@@ -49,7 +50,7 @@ fn slot<'a>(
     topics.get_mut(tag)
 }
 
-pub fn record_own_tweet(topics: &mut Map<TopicStats>, tags: &[Box<str>], day: i64, model: &Model) {
+pub fn record_own_tweet(topics: &mut Map<TopicStats>, tags: &[Id], day: i64, model: &Model) {
     for tag in tags {
         let stats = slot(topics, tag, model, true).expect("an own tweet always gets a slot");
         stats.own_tweets += 1;
@@ -62,7 +63,7 @@ pub fn record_own_tweet(topics: &mut Map<TopicStats>, tags: &[Box<str>], day: i6
 
 pub fn record_topic_engagement(
     topics: &mut Map<TopicStats>,
-    tags: &[Box<str>],
+    tags: &[Id],
     amount: f64,
     actor: &str,
     tweet_id: Option<&str>,
@@ -86,7 +87,7 @@ pub fn record_topic_engagement(
             } else if tweets.len() < model.max_tweets_per_topic {
                 tweets.insert(tweet_id.into(), amount);
             } else {
-                let mut smallest: Option<(&Box<str>, f64)> = None;
+                let mut smallest: Option<(&Id, f64)> = None;
                 for (t, m) in tweets.iter() {
                     smallest = match smallest {
                         Some((st, sm)) if !(*m < sm || (*m == sm && t < st)) => Some((st, sm)),

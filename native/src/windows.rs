@@ -36,6 +36,9 @@ fn count_in(buckets: &mut Vec<WindowBucket>, index: i64, slot: usize, span: i64)
     }
     let mut fresh = [index, 0, 0, 0, 0];
     fresh[slot] = 1;
+    if buckets.is_empty() {
+        buckets.reserve_exact(1); // most users have one bucket per resolution
+    }
     buckets.push(fresh);
     let oldest = index - span;
     let drop = buckets.iter().take_while(|b| b[0] <= oldest).count();

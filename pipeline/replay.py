@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,7 +208,7 @@ def _score_line(
     number: int,
     metrics: PipelineMetrics | None,
     count: int,
-) -> list[Emitted] | None:
+) -> Sequence[Emitted] | None:
     """The compiled engine scores the usual line without a Python event; None otherwise."""
     if not isinstance(engine, NativeEngine):
         return None
@@ -218,11 +218,11 @@ def _score_line(
 
 
 def _observed(
-    step: Callable[[T], list[Emitted] | None],
+    step: Callable[[T], Sequence[Emitted] | None],
     item: T,
     metrics: PipelineMetrics | None,
     count: int,
-) -> list[Emitted] | None:
+) -> Sequence[Emitted] | None:
     """Runs one scoring step, timing one in `LATENCY_SAMPLE_EVERY` and counting changes."""
     if metrics is None:
         return step(item)

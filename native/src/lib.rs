@@ -36,24 +36,37 @@ use crate::engine::{CauseId, Emitted, Engine};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::event::{Event, Kind};
 
-/// A tuple subclass instance (a NamedTuple record) built without a Python-level call.
-fn record<'py>(
-    py: Python<'py>,
-    cls: &Bound<'py, PyType>,
-    items: Vec<Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    unsafe {
-        let tp = cls.as_type_ptr();
-        let alloc = (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
-        let obj = alloc(tp, items.len() as ffi::Py_ssize_t);
-        if obj.is_null() {
-            return Err(PyErr::fetch(py));
+/// A tuple (`cls` None) or tuple-subclass instance (a NamedTuple record) holding `items`,
+/// built without a Python-level call. Takes the references in `items`; null if any is null
+/// or the allocation failed (a Python error is set then).
+unsafe fn tuple_of(cls: Option<*mut ffi::PyTypeObject>, items: &[*mut ffi::PyObject]) -> *mut ffi::PyObject {
+    let failed = items.iter().any(|item| item.is_null());
+    let obj = if failed {
+        std::ptr::null_mut()
+    } else {
+        match cls {
+            None => ffi::PyTuple_New(items.len() as ffi::Py_ssize_t),
+            Some(tp) => (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc)(tp, items.len() as ffi::Py_ssize_t),
         }
-        for (i, item) in items.into_iter().enumerate() {
-            ffi::PyTuple_SET_ITEM(obj, i as ffi::Py_ssize_t, item.into_ptr());
+    };
+    if obj.is_null() {
+        for item in items {
+            ffi::Py_XDECREF(*item);
         }
-        Ok(Bound::from_owned_ptr(py, obj))
+        return obj;
     }
+    for (i, item) in items.iter().enumerate() {
+        ffi::PyTuple_SET_ITEM(obj, i as ffi::Py_ssize_t, *item);
+    }
+    obj
+}
+
+unsafe fn py_str(text: &str) -> *mut ffi::PyObject {
+    ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as ffi::Py_ssize_t)
+}
+
+unsafe fn py_float(x: f64) -> *mut ffi::PyObject {
+    ffi::PyFloat_FromDouble(x)
 }
 
 /// The embedded engine over native state: `process*` return lists of `Emitted` records.
@@ -121,47 +134,91 @@ fn event_from_py(obj: &Bound<PyAny>) -> PyResult<Event> {
 }
 
 impl NativeEngine {
+    /// The changes of the last step as a list of `Emitted` records (C API: a Higgs replay
+    /// builds millions of these objects, and each PyO3 wrapper costs an allocation).
     fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
-        if self.out.is_empty() {
-            return Ok(list);
-        }
-        let (emitted_cls, change_cls) = (self.emitted_cls.bind(py), self.change_cls.bind(py));
-        let (reason_cls, topic_cls) = (self.reason_cls.bind(py), self.topic_cls.bind(py));
-        for Emitted { change, cause } in self.out.drain(..) {
-            let mut reasons = Vec::with_capacity(change.reasons.len());
-            for (code_text, points) in change.reasons {
-                let items = vec![
-                    code(&mut self.codes, py, code_text).into_any(),
-                    points.into_pyobject(py)?.into_any(),
-                ];
-                reasons.push(record(py, reason_cls, items)?);
-            }
-            let mut topics = Vec::with_capacity(change.topics.len());
-            for (topic, score) in change.topics {
-                let items = vec![
-                    PyString::new(py, &topic).into_any(),
-                    score.into_pyobject(py)?.into_any(),
-                ];
-                topics.push(record(py, topic_cls, items)?);
-            }
-            let items = vec![
-                PyString::new(py, &change.user).into_any(),
-                change.score.into_pyobject(py)?.into_any(),
-                change.previous.into_pyobject(py)?.into_any(),
-                change.event_time.into_pyobject(py)?.into_any(),
-                code(&mut self.codes, py, change.cause).into_any(),
-                PyTuple::new(py, reasons)?.into_any(),
-                PyTuple::new(py, topics)?.into_any(),
-            ];
-            let cause_id = match cause {
-                CauseId::Event(id) => PyString::new(py, &id),
-                CauseId::Decay(day) => PyString::new(py, &format!("decay:{day}")),
-            };
-            let change = record(py, change_cls, items)?;
-            list.append(record(py, emitted_cls, vec![change, cause_id.into_any()])?)?;
-        }
+        self.fill(py, &list)?;
         Ok(list)
+    }
+
+    /// Like `drain`, but the shared empty tuple when nothing changed (most events): no list
+    /// to allocate and free.
+    fn drain_or_empty<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if self.out.is_empty() {
+            return Ok(PyTuple::empty(py).into_any());
+        }
+        self.drain(py).map(Bound::into_any)
+    }
+
+    fn fill<'py>(&mut self, py: Python<'py>, list: &Bound<'py, PyList>) -> PyResult<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let emitted_cls = self.emitted_cls.bind(py).as_type_ptr();
+        let change_cls = self.change_cls.bind(py).as_type_ptr();
+        let reason_cls = self.reason_cls.bind(py).as_type_ptr();
+        let topic_cls = self.topic_cls.bind(py).as_type_ptr();
+        let mut result = Ok(());
+        for Emitted { change, cause } in self.out.drain(..) {
+            if result.is_err() {
+                continue;
+            }
+            // SAFETY: the GIL is held (`py`); every new reference goes into exactly one tuple
+            // or is released by `tuple_of` on failure; the list takes the last one.
+            unsafe {
+                let reasons = ffi::PyTuple_New(change.reasons.len() as ffi::Py_ssize_t);
+                if reasons.is_null() {
+                    result = Err(PyErr::fetch(py));
+                    continue;
+                }
+                for (i, (code_text, points)) in change.reasons.iter().enumerate() {
+                    let code_obj = code(&mut self.codes, py, code_text).into_ptr();
+                    let reason = tuple_of(Some(reason_cls), &[code_obj, py_float(*points)]);
+                    ffi::PyTuple_SET_ITEM(reasons, i as ffi::Py_ssize_t, reason);
+                }
+                let topics = ffi::PyTuple_New(change.topics.len() as ffi::Py_ssize_t);
+                if topics.is_null() {
+                    ffi::Py_DECREF(reasons);
+                    result = Err(PyErr::fetch(py));
+                    continue;
+                }
+                for (i, (topic, score)) in change.topics.iter().enumerate() {
+                    let entry = tuple_of(Some(topic_cls), &[py_str(topic), py_float(*score)]);
+                    ffi::PyTuple_SET_ITEM(topics, i as ffi::Py_ssize_t, entry);
+                }
+                let previous = match change.previous {
+                    Some(p) => py_float(p),
+                    None => {
+                        ffi::Py_INCREF(ffi::Py_None());
+                        ffi::Py_None()
+                    }
+                };
+                let record = tuple_of(
+                    Some(change_cls),
+                    &[
+                        py_str(&change.user),
+                        py_float(change.score),
+                        previous,
+                        ffi::PyLong_FromLongLong(change.event_time),
+                        code(&mut self.codes, py, change.cause).into_ptr(),
+                        reasons,
+                        topics,
+                    ],
+                );
+                let cause_id = match cause {
+                    CauseId::Event(id) => py_str(&id),
+                    CauseId::Decay(day) => py_str(&format!("decay:{day}")),
+                };
+                let emitted = tuple_of(Some(emitted_cls), &[record, cause_id]);
+                if emitted.is_null() {
+                    result = Err(PyErr::fetch(py));
+                    continue;
+                }
+                result = list.append(Bound::from_owned_ptr(py, emitted));
+            }
+        }
+        result
     }
 }
 
@@ -201,19 +258,20 @@ impl NativeEngine {
         self.drain(py)
     }
 
-    /// Applies one v1 JSON line; None if it is not the usual shape (decode it in Python).
+    /// Applies one v1 JSON line: its changes (a list, or the empty tuple), or None if it is
+    /// not the usual shape (decode it in Python).
     fn process_json<'py>(
         &mut self,
         py: Python<'py>,
         line: &[u8],
-    ) -> PyResult<Option<Bound<'py, PyList>>> {
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let Some(event) = event::parse_plain_json(line) else {
             return Ok(None);
         };
         let mut out = std::mem::take(&mut self.out);
         self.engine.process(&event, &mut out);
         self.out = out;
-        self.drain(py).map(Some)
+        self.drain_or_empty(py).map(Some)
     }
 
     /// Applies one Higgs line (id = line number); None if Python should decode it.
@@ -222,14 +280,14 @@ impl NativeEngine {
         py: Python<'py>,
         line: &[u8],
         number: u64,
-    ) -> PyResult<Option<Bound<'py, PyList>>> {
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let Some(event) = event::parse_higgs(line, number) else {
             return Ok(None);
         };
         let mut out = std::mem::take(&mut self.out);
         self.engine.process(&event, &mut out);
         self.out = out;
-        self.drain(py).map(Some)
+        self.drain_or_empty(py).map(Some)
     }
 
     fn advance_to<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyList>> {

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pipeline.engine import Engine
 from pipeline.generate import GeneratorConfig, generate
+from pipeline.native_engine import AnyEngine, make_engine
 from scoring import Event, Model, parse_event, read_mass, score_of
 from scoring.model import DAY_MS
 
@@ -38,7 +38,7 @@ def _parsed(events: Iterable[Mapping[str, object]]) -> list[Event]:
 class Run:
     """An engine that has consumed a merged stream up to some event time."""
 
-    engine: Engine
+    engine: AnyEngine
     model: Model
 
     def score(self, user: str, at: int) -> float:
@@ -53,7 +53,9 @@ class Run:
 
 
 def run(model: Model, *streams: Iterable[Mapping[str, object]], until: int | None = None) -> Run:
-    engine = Engine(model)
+    """Scores the merged streams with the engine `influence replay` uses (the compiled core;
+    tests/test_native.py holds it equal to the Python one)."""
+    engine = make_engine(model)
     merged = _parsed(e for stream in streams for e in stream)
     for event in merged:
         if until is not None and event.ts >= until:

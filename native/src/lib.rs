@@ -70,7 +70,7 @@ unsafe fn py_float(x: f64) -> *mut ffi::PyObject {
 }
 
 /// The embedded engine over native state: `process*` return lists of `Emitted` records.
-#[pyclass(module = "scoring._native", unsendable)]
+#[pyclass(module = "scoring._native")]
 struct NativeEngine {
     engine: Engine,
     emitted_cls: Py<PyType>,

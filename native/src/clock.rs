@@ -10,7 +10,8 @@ pub struct GraceClock {
     pub period_start: i64,
     pub budget: i64,
     /// The last `pauses` answer: (until_day, grace_days, renew_days, pauses).
-    cached: Option<(i64, i64, i64, Vec<(i64, i64)>)>,
+    /// Boxed: most users never read their clock (only users who receive engagement do).
+    cached: Option<Box<(i64, i64, i64, Vec<(i64, i64)>)>>,
 }
 
 impl Default for GraceClock {
@@ -102,7 +103,7 @@ impl GraceClock {
 
     /// Computes (or reuses) the paused day ranges before `until_day`; read them with `pauses`.
     pub fn prepare_pauses(&mut self, until_day: i64, grace: i64, renew: i64) {
-        if let Some((u, g, r, _)) = &self.cached {
+        if let Some((u, g, r, _)) = self.cached.as_deref() {
             if *u == until_day && *g == grace && *r == renew {
                 return;
             }
@@ -129,12 +130,12 @@ impl GraceClock {
             }
             i += 2;
         }
-        self.cached = Some((until_day, grace, renew, out));
+        self.cached = Some(Box::new((until_day, grace, renew, out)));
     }
 
     /// The pauses last prepared (empty if none were).
     pub fn pauses(&self) -> &[(i64, i64)] {
-        match &self.cached {
+        match self.cached.as_deref() {
             Some((_, _, _, p)) => p,
             None => &[],
         }

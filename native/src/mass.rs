@@ -114,7 +114,7 @@ fn share_cache(received: &ReceivedState, model: &Model) -> ShareCache {
 /// emptied it; `share_of` then reads a day's share without recomputing the others.
 pub fn prepare_shares(received: &mut ReceivedState, model: &Model) {
     if received.shares.is_none() && !received.buckets.is_empty() {
-        received.shares = Some(share_cache(received, model));
+        received.shares = Some(Box::new(share_cache(received, model)));
     }
 }
 

@@ -12,7 +12,7 @@ const SMALL: usize = 8;
 #[derive(Clone, Debug)]
 pub enum OrderedMap<V> {
     Small(Vec<(Id, V)>),
-    Large(IndexMap<Id, V, FxBuildHasher>),
+    Large(Box<IndexMap<Id, V, FxBuildHasher>>),
 }
 
 impl<V> Default for OrderedMap<V> {
@@ -68,7 +68,7 @@ impl<V> OrderedMap<V> {
                 let mut large: IndexMap<Id, V, FxBuildHasher> =
                     std::mem::take(v).into_iter().collect();
                 large.insert(key, value);
-                *self = OrderedMap::Large(large);
+                *self = OrderedMap::Large(Box::new(large));
             }
             OrderedMap::Large(m) => {
                 m.insert(key, value);
@@ -113,7 +113,7 @@ impl<V> FromIterator<(Id, V)> for OrderedMap<V> {
         if entries.len() <= SMALL {
             OrderedMap::Small(entries)
         } else {
-            OrderedMap::Large(entries.into_iter().collect())
+            OrderedMap::Large(Box::new(entries.into_iter().collect()))
         }
     }
 }

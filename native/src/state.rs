@@ -101,7 +101,7 @@ pub struct ReceivedState {
     pub counts: [i64; 4],
     pub windows: [Vec<WindowBucket>; 3],
     pub evicted: Bloom,
-    pub shares: Option<ShareCache>,
+    pub shares: Option<Box<ShareCache>>,
 }
 
 impl ReceivedState {

@@ -31,7 +31,7 @@ from pipeline.native_engine import Core
 
 DEFAULT_INPUT = Path(__file__).resolve().parents[2] / "shared/data/higgs-activity_time.txt.gz"
 HALF_LIFE_MS = 45 * 86_400_000
-CHILDREN = ("baseline", "native", "python")
+CHILDREN = ("baseline", "native", "native-records", "python")
 
 
 def convert(higgs: Path, out: Path) -> int:
@@ -48,28 +48,34 @@ def convert(higgs: Path, out: Path) -> int:
     return count
 
 
-def run_model(path: Path, core: Core) -> dict[str, float]:
-    """The replay's own loop: a line goes to the engine as bytes (the compiled core reads the
-    usual event itself; any other line is decoded in Python first, as `influence replay` does)."""
-    from pipeline.engine import long_lived_states
-    from pipeline.native_engine import NativeEngine, make_engine
+def run_model(path: Path, core: Core, records: bool = False) -> dict[str, float]:
+    """The replay's own loops, as `influence replay` runs them without --events-out: the
+    compiled core scores a megabyte of lines per call (computing every score change, handing
+    none to Python), the Python core decodes and scores line by line. With `records`, the
+    compiled core also hands every change to Python as an `Emitted` record, as it does for
+    --events-out (the records are not serialised here)."""
+    from pipeline.engine import Engine, long_lived_states
+    from pipeline.native_engine import make_engine
     from pipeline.sources import decode_line
     from scoring import Event, encode_state, load_model
 
     engine = make_engine(load_model(), core)
-    process_json = engine.process_json if isinstance(engine, NativeEngine) else None
     started = time.perf_counter()
-    events = 0
-    with path.open("rb") as lines, long_lived_states():
-        for number, line in enumerate(lines, 1):
-            if process_json is not None and process_json(line) is not None:
-                events += 1
-                continue
-            event = decode_line(line.rstrip(b"\n"), "jsonl", number, str(path))
-            if isinstance(event, Event):
-                engine.process(event)
-                events += 1
+    with path.open("rb") as stream, long_lived_states():
+        if isinstance(engine, Engine):
+            for number, line in enumerate(stream, 1):
+                event = decode_line(line.rstrip(b"\n"), "jsonl", number, str(path))
+                if isinstance(event, Event):
+                    engine.process(event)
+        else:
+            while batch := stream.readlines(1 << 20):
+                index = 0
+                while (index := engine.score_lines(batch, index, None, records)) < len(batch):
+                    raise AssertionError(f"a Higgs line the compiled core left: {batch[index]!r}")
+                if records:
+                    engine.take_changes()
     seconds = time.perf_counter() - started
+    events = sum(engine.stats.events.values()) + engine.stats.self_engagements
     sizes = [len(encode_state(state)) for state in engine.states.values()]
     return {
         "events": events,
@@ -121,6 +127,7 @@ def child(mode: str, path: Path) -> dict[str, float]:
 
 def report(
     natives: list[dict[str, float]],
+    with_records: list[dict[str, float]],
     python: dict[str, float],
     baselines: list[dict[str, float]],
     command: str,
@@ -129,6 +136,8 @@ def report(
     native_rates = [r["events_per_s"] for r in natives]
     base_rates = [r["events_per_s"] for r in baselines]
     ratios = [n / b for n, b in zip(native_rates, base_rates, strict=True)]
+    record_rates = [r["events_per_s"] for r in with_records]
+    record_ratios = [n / b for n, b in zip(record_rates, base_rates, strict=True)]
     native = natives[native_rates.index(sorted(native_rates)[len(natives) // 2])]
     base = statistics.median(base_rates)
     rounds = len(natives)
@@ -151,7 +160,10 @@ def report(
             "model in `scoring/`, which the Kafka workers run. Both give identical outputs. "
             f"The baseline and the compiled core ran {rounds} times, one after the other in each "
             "round: medians, with the range in parentheses (this machine's speed varies by a "
-            "third from run to run); the Python core ran once.",
+            "third from run to run); the Python core ran once. The compiled core computes every "
+            "score change (score, reasons, topics) either way; `influence replay` hands them to "
+            "Python as records only to write --events-out (the second row; the Python core "
+            "always builds them).",
             "",
             "| measure | compiled core | Python core | baseline loop | target |",
             "|---|---|---|---|---|",
@@ -159,6 +171,9 @@ def report(
             f"{python['events_per_s']:,.0f} | {spread(base_rates, ',.0f')} | ≥ 100,000 |",
             f"| ratio to the baseline, per round | {spread(ratios, '.3f')} | "
             f"{python['events_per_s'] / base:.3f} | 1 | ≥ 0.333 |",
+            f"| events/s, changes handed to Python as records | {spread(record_rates, ',.0f')} "
+            "| | | |",
+            f"| ratio to the baseline, with records | {spread(record_ratios, '.3f')} | | | |",
             f"| peak RSS | {native['peak_rss_mb']:,.0f} MB | {python['peak_rss_mb']:,.0f} MB | "
             f"{baselines[0]['peak_rss_mb']:,.0f} MB | |",
             f"| state bytes per user (avg / max) | {native['state_bytes_per_user']:,.0f} / "
@@ -181,24 +196,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        result = (
-            run_baseline(args.json)
-            if args.child == "baseline"
-            else run_model(args.json, args.child)
-        )
+        if args.child == "baseline":
+            result = run_baseline(args.json)
+        elif args.child == "native-records":
+            result = run_model(args.json, "native", records=True)
+        else:
+            result = run_model(args.json, args.child)
         print(json.dumps(result))
         return 0
     natives: list[dict[str, float]] = []
     baselines: list[dict[str, float]] = []
+    with_records: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "higgs.jsonl"
         convert(args.input, path)
         for _ in range(args.rounds):
             baselines.append(child("baseline", path))
             natives.append(child("native", path))
+            with_records.append(child("native-records", path))
         python = child("python", path)
     command = "python -m benchmarks.embedded " + " ".join(argv or sys.argv[1:])
-    text = report(natives, python, baselines, command)
+    text = report(natives, with_records, python, baselines, command)
     print(text)
     if args.write:
         args.write.write_text(replace_section(args.write, text))

@@ -7,9 +7,10 @@ part of the pipeline, and the Kafka workers, keep using the Python core unchange
 
 States live in the compiled engine; `states` is a read-only view that builds a Python
 `UserState` for a user when asked (for snapshots, explanations and tests), never per event.
-`process_json` / `process_higgs` take a raw input line and score the usual event without
-building a Python object for it; for anything else they return None and the caller decodes
-the line in Python (`pipeline.codec`), which gives an invalid line its reason.
+`process_json` / `process_higgs` take a raw input line, and `score_lines` a batch of them, and
+score the usual event without building a Python object for it; a line of any other shape is
+left to the caller, who decodes it in Python (`pipeline.codec`, which gives an invalid line its
+reason) and passes the event to `process`.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class NativeEngine:
         """Scores one v1 JSON line: its changes, or None to decode the line in Python."""
         self.process_higgs = self._core.process_higgs
         """Scores one Higgs line (with its line number), or None to decode it in Python."""
+        self.score_lines = self._core.score_lines
+        """Scores a batch of raw lines up to the first that needs Python; returns its index.
+        See `scoring._native.NativeEngine.score_lines`."""
+        self.take_changes = self._core.take_changes
+        """The changes `score_lines` kept, as `Emitted` records."""
 
     @property
     def now(self) -> int | None:

@@ -5,8 +5,8 @@
 use crate::state::Id;
 use std::collections::BTreeMap;
 
-use indexmap::IndexMap;
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use hashbrown::HashMap;
+use rustc_hash::FxBuildHasher;
 
 use crate::acting::{apply_action, Outcome};
 use crate::event::Event;
@@ -37,33 +37,46 @@ pub struct Stats {
 }
 
 /// The users whose score decay may still move a point, in the order they were first noted.
+/// A user's place in that order is kept in its state (`UserState::watched`), so noting a
+/// change looks nothing up.
 #[derive(Default)]
 struct DecayWatch {
     now: Option<i64>,
-    seq: FxHashMap<Id, u64>,
     order: BTreeMap<u64, Id>,
     next: u64,
 }
 
 impl DecayWatch {
-    fn note(&mut self, change: &ScoreChange, model: &Model) {
-        if change.score >= model.decay_check_min_score {
-            if !self.seq.contains_key(change.user.as_str()) {
-                let user: Id = change.user.as_str().into();
-                self.seq.insert(user.clone(), self.next);
-                self.order.insert(self.next, user);
+    fn note(&mut self, user: &str, state: &mut UserState, score: f64, model: &Model) {
+        if score >= model.decay_check_min_score {
+            if state.watched == 0 {
                 self.next += 1;
+                state.watched = self.next;
+                self.order.insert(self.next, user.into());
             }
-        } else if let Some(n) = self.seq.remove(change.user.as_str()) {
-            self.order.remove(&n);
+        } else if state.watched != 0 {
+            self.order.remove(&state.watched);
+            state.watched = 0;
         }
     }
 }
 
+type States = HashMap<Id, Box<UserState>, FxBuildHasher>;
+
+/// The state of `user`, created at `ts` if new (its id then goes to `order`).
+fn state_of<'a>(states: &'a mut States, order: &mut Vec<Id>, user: &str, ts: i64) -> &'a mut UserState {
+    states.entry_ref(user).or_insert_with(|| {
+        order.push(user.into());
+        Box::new(UserState::new(ts))
+    })
+}
+
 pub struct Engine {
     pub model: Model,
-    /// Boxed: the map's entries stay small, so growing it moves 40 bytes a user, not 250.
-    pub states: IndexMap<Id, Box<UserState>, FxBuildHasher>,
+    /// Boxed states: growing the table moves 32 bytes a user, not 180.
+    pub states: States,
+    /// User ids in the order they were first seen (Python's dict order).
+    pub order: Vec<Id>,
     pub stats: Stats,
     watch: DecayWatch,
 }
@@ -72,7 +85,8 @@ impl Engine {
     pub fn new(model: Model) -> Self {
         Engine {
             model,
-            states: IndexMap::default(),
+            states: HashMap::default(),
+            order: Vec::new(),
             stats: Stats::default(),
             watch: DecayWatch::default(),
         }
@@ -82,23 +96,12 @@ impl Engine {
         self.watch.now
     }
 
-    fn index_of(&mut self, user: &str, ts: i64) -> usize {
-        match self.states.get_index_of(user) {
-            Some(i) => i,
-            None => {
-                self.states
-                    .insert_full(user.into(), Box::new(UserState::new(ts)))
-                    .0
-            }
-        }
-    }
-
     /// Applies one event; its score changes (decay ones first) are appended to `out`.
     pub fn process(&mut self, event: &Event, out: &mut Vec<Emitted>) {
         let ts = event.ts;
         self.advance_to(ts, out);
-        let actor = self.index_of(&event.actor, ts);
-        let result = apply_action(&mut self.states[actor], event, &self.model);
+        let actor = state_of(&mut self.states, &mut self.order, &event.actor, ts);
+        let result = apply_action(actor, event, &self.model);
         match result.outcome {
             Outcome::Duplicate => {
                 self.stats.duplicates += 1;
@@ -114,28 +117,28 @@ impl Engine {
         if let (Outcome::Engagement, Some(engagement), Some(target_id)) =
             (result.outcome, &result.engagement, event.target.as_deref())
         {
-            let target = self.index_of(target_id, ts);
+            let target = state_of(&mut self.states, &mut self.order, target_id, ts);
             let origin = Origin {
                 actor: &event.actor,
                 ref_tweet_id: event.ref_tweet_id.as_deref(),
                 ref_hashtags: &event.ref_hashtags,
             };
-            apply_engagement(&mut self.states[target], engagement, &origin, &self.model);
-            self.check(target, "engagement", &event.id, out);
+            apply_engagement(target, engagement, &origin, &self.model);
+            self.check(target_id, "engagement", &event.id, out);
         }
-        if self.states[actor].received.is_some() {
-            if let Some(cause) = result.actor_score_cause() {
-                self.check(actor, cause, &event.id, out);
+        if let Some(cause) = result.actor_score_cause() {
+            if self.states[&*event.actor].received.is_some() {
+                self.check(&event.actor, cause, &event.id, out);
             }
         }
     }
 
-    fn check(&mut self, index: usize, cause: &'static str, cause_id: &str, out: &mut Vec<Emitted>) {
-        let (user, state) = self.states.get_index_mut(index).expect("known user");
+    fn check(&mut self, user: &str, cause: &'static str, cause_id: &str, out: &mut Vec<Emitted>) {
+        let state = self.states.get_mut(user).expect("known user");
         let now = state.last_ts;
         if let Some(change) = detect_change(user, state, now, &self.model, cause) {
             self.stats.score_changes += 1;
-            self.watch.note(&change, &self.model);
+            self.watch.note(user, state, change.score, &self.model);
             out.push(Emitted {
                 change,
                 cause: CauseId::Event(cause_id.into()),
@@ -157,17 +160,12 @@ impl Engine {
             let boundary = day * DAY_MS;
             let users: Vec<Id> = self.watch.order.values().cloned().collect();
             for user in users {
-                let Some(state) = self.states.get_mut(&*user) else {
-                    if let Some(n) = self.watch.seq.remove(&*user) {
-                        self.watch.order.remove(&n);
-                    }
-                    continue;
-                };
+                let state = self.states.get_mut(&*user).expect("watched users have states");
                 if state.last_ts > boundary {
                     continue;
                 }
                 if let Some(change) = detect_change(&user, state, boundary, &self.model, "decay") {
-                    self.watch.note(&change, &self.model);
+                    self.watch.note(&user, state, change.score, &self.model);
                     self.stats.decay_changes += 1;
                     self.stats.score_changes += 1;
                     out.push(Emitted {

@@ -24,7 +24,7 @@ use crate::state::Id;
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple, PyType};
 
 use rustc_hash::FxHashMap;
 
@@ -290,6 +290,48 @@ impl NativeEngine {
         self.drain_or_empty(py).map(Some)
     }
 
+    /// Scores raw input lines (bytes, as read) from `lines[start]` on, in order, until one
+    /// needs Python: returns that line's index, or `len(lines)` when all were scored. Blank
+    /// lines are skipped; `higgs_first` is None for JSON lines, or the line number of
+    /// `lines[0]` for Higgs lines (a Higgs event's id). The score changes are computed and
+    /// kept for `take_changes` when `keep` is true, dropped otherwise (a replay that writes no
+    /// score events needs no Python records for them).
+    #[pyo3(signature = (lines, start, higgs_first, keep))]
+    fn score_lines(
+        &mut self,
+        lines: &Bound<'_, PyList>,
+        start: usize,
+        higgs_first: Option<u64>,
+        keep: bool,
+    ) -> PyResult<usize> {
+        let mut out = std::mem::take(&mut self.out);
+        let mut index = start;
+        let count = lines.len();
+        while index < count {
+            let item = lines.get_item(index)?;
+            let line = item.downcast::<PyBytes>()?.as_bytes();
+            if !line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')) {
+                let parsed = match higgs_first {
+                    None => event::parse_plain_json(event::strip_line_break(line)),
+                    Some(first) => event::parse_higgs(line, first + index as u64),
+                };
+                let Some(event) = parsed else { break };
+                self.engine.process(&event, &mut out);
+                if !keep {
+                    out.clear();
+                }
+            }
+            index += 1;
+        }
+        self.out = out;
+        Ok(index)
+    }
+
+    /// The score changes kept by `score_lines` (and any other step since the last take).
+    fn take_changes<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.drain(py)
+    }
+
     fn advance_to<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyList>> {
         let mut out = std::mem::take(&mut self.out);
         self.engine.advance_to(ts, &mut out);
@@ -329,7 +371,7 @@ impl NativeEngine {
 
     /// User ids in the order they were first seen.
     fn user_ids(&self) -> Vec<&str> {
-        self.engine.states.keys().map(|k| &**k).collect()
+        self.engine.order.iter().map(|k| &**k).collect()
     }
 
     /// The user's state as `scoring.state.state_from_row` reads it (full precision).

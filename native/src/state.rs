@@ -150,6 +150,9 @@ pub struct UserState {
     pub topics: Map<TopicStats>,
     pub published: Option<f64>,
     pub last_ts: i64,
+    /// The user's place in the decay watch's order (0: not watched). Not part of the model's
+    /// state: the engine's bookkeeping, as `pipeline.engine` keeps it in its `DecayWatch`.
+    pub watched: u64,
 }
 
 impl UserState {
@@ -165,6 +168,7 @@ impl UserState {
             topics: Map::default(),
             published: None,
             last_ts: ts,
+            watched: 0,
         }
     }
 

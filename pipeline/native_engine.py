@@ -89,6 +89,10 @@ class NativeEngine:
         See `scoring._native.NativeEngine.score_lines`."""
         self.take_changes = self._core.take_changes
         """The changes `score_lines` kept, as `Emitted` records."""
+        self.snapshots = self._core.snapshots
+        """Every user's snapshot fields at an event time, in user-id order."""
+        self.scores = self._core.scores
+        """(score, user) at an event time of every user who received engagement."""
 
     @property
     def now(self) -> int | None:

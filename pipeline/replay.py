@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from pipeline.settings import KIND_TOPIC
 from pipeline.sources import decode_line, numbered_batches, numbered_lines, source_name
 from scoring import Event, Model, UserState, read_mass, score_of
 from scoring.score import reasons, topic_scores
-from scoring.windows import read_windows
+from scoring.windows import WINDOW_NAMES, read_windows
 
 if TYPE_CHECKING:  # prometheus_client is imported only by a run that serves metrics
     from pipeline.metrics import PipelineMetrics
@@ -80,20 +80,50 @@ def snapshot_record(user: str, state: UserState, now: int, model: Model) -> dict
     }
 
 
+def snapshot_lines(engine: AnyEngine, now: int) -> Iterator[bytes]:
+    """Every user's snapshot line at event time `now`, in user-id order."""
+    model = engine.model
+    if not isinstance(engine, NativeEngine):
+        for user, state in engine.users():
+            yield snapshot_line(user, state, now, model)
+        return
+    version = model.model_version
+    for user, score, mass, effective, counts, windows, topics in engine.snapshots(now):
+        yield orjson.dumps(
+            {
+                "user": user,
+                "score": score,
+                "mass": mass,
+                "effective_mass": effective,
+                "counts": dict(zip(KINDS_RECEIVED, counts, strict=True)),
+                "windows": {
+                    name: dict(zip(KINDS_RECEIVED, sums, strict=True))
+                    for name, sums in zip(WINDOW_NAMES, windows, strict=True)
+                },
+                "topics": [{"topic": topic, "score": value} for topic, value in topics],
+                "model_version": version,
+            }
+        )
+
+
 def top_table(engine: AnyEngine, now: int, count: int) -> str:
     """The `count` highest-scored users with their top reasons, as a small text table."""
     model = engine.model
-    scored = [
-        (score_of(mass, model), user, state, mass)
-        for user, state in engine.states.items()
-        if state.received is not None
-        for mass in (read_mass(state, now, model),)
-    ]
+    if isinstance(engine, NativeEngine):
+        scored = engine.scores(now)
+    else:
+        scored = [
+            (score_of(read_mass(state, now, model), model), user)
+            for user, state in engine.states.items()
+            if state.received is not None
+        ]
     scored.sort(key=lambda row: (-row[0], row[1]))
     lines = [f"{'user':<20} {'score':>6}  reasons"]
-    for score, user, state, mass in scored[:count]:
-        why = ", ".join(f"{r.code} {r.points:+.1f}" for r in reasons(state, mass, model)[:4])
-        lines.append(f"{user:<20} {score:>6.2f}  {why}")
+    for score, user in scored[:count]:
+        state = engine.states[user]
+        why = reasons(state, read_mass(state, now, model), model)[:4]
+        described = ", ".join(f"{r.code} {r.points:+.1f}" for r in why)
+        lines.append(f"{user:<20} {score:>6.2f}  {described}")
     return "\n".join(lines)
 
 
@@ -148,8 +178,8 @@ def replay(
         run.write(decayed)
     seconds = time.perf_counter() - started
     if snapshot_out is not None and end is not None:
-        for user, state in engine.users():
-            snapshot_out.write(snapshot_line(user, state, end, model) + b"\n")
+        for line in snapshot_lines(engine, end):
+            snapshot_out.write(line + b"\n")
     stats = engine.stats
     summary = ReplaySummary(
         events=sum(stats.events.values()),

@@ -28,8 +28,8 @@ from pipeline.codec import decode_higgs_line
 from pipeline.engine import Engine
 from pipeline.generate import GeneratorConfig, generate, write_jsonl
 from pipeline.native_engine import NativeEngine, make_engine
-from pipeline.replay import replay
-from pipeline.sources import decode_line
+from pipeline.replay import replay, top_table
+from pipeline.sources import decode_line, read_events
 from scoring import Event, Model, encode_state, explain, parse_model
 from scoring.model import DAY_MS, HOUR_MS
 
@@ -123,6 +123,20 @@ def test_replays_on_both_cores_write_identical_bytes(stream: Path, model: Model)
     assert native[2] == dead
     for field in ("events", "by_kind", "users", "dead_letters", "duplicates", "score_changes"):
         assert getattr(native[3], field) == getattr(summary, field), field
+
+
+def test_top_tables_match(stream: Path, model: Model) -> None:
+    engines = [make_engine(model, core) for core in ("python", "native")]
+    for engine in engines:
+        for item in read_events(str(stream)):
+            if isinstance(item, Event):
+                engine.process(item)
+    now = engines[0].now
+    assert now is not None
+    later = now + 9 * DAY_MS
+    tables = [top_table(engine, at, 12) for engine in engines for at in (now, later)]
+    assert tables[0] == tables[2] and tables[1] == tables[3]
+    assert tables[0] != tables[1] and tables[0].count("\n") == 12
 
 
 def test_states_and_explanations_match_after_each_event(stream: Path, model: Model) -> None:

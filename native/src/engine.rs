@@ -10,10 +10,12 @@ use rustc_hash::FxBuildHasher;
 
 use crate::acting::{apply_action, Outcome};
 use crate::event::Event;
+use crate::mass::read_mass;
 use crate::model::{floor_div, Model, DAY_MS};
 use crate::receiving::{apply_engagement, Origin};
-use crate::score::{detect_change, ScoreChange};
+use crate::score::{detect_change, score_of, topic_scores, ScoreChange};
 use crate::state::UserState;
+use crate::windows::read_windows;
 
 /// What caused a change: an event (its id) or a day boundary (`decay:<day>`).
 pub enum CauseId {
@@ -64,11 +66,26 @@ impl DecayWatch {
 type States = HashMap<Id, Box<UserState>, FxBuildHasher>;
 
 /// The state of `user`, created at `ts` if new (its id then goes to `order`).
-fn state_of<'a>(states: &'a mut States, order: &mut Vec<Id>, user: &str, ts: i64) -> &'a mut UserState {
+fn state_of<'a>(
+    states: &'a mut States,
+    order: &mut Vec<Id>,
+    user: &str,
+    ts: i64,
+) -> &'a mut UserState {
     states.entry_ref(user).or_insert_with(|| {
         order.push(user.into());
         Box::new(UserState::new(ts))
     })
+}
+
+pub struct Snapshot {
+    pub score: f64,
+    pub mass: f64,
+    pub effective_mass: f64,
+    pub counts: [i64; 4],
+    pub windows: [[i64; 4]; 3],
+    pub topics: Vec<(String, f64)>,
+    pub received: bool,
 }
 
 pub struct Engine {
@@ -146,6 +163,29 @@ impl Engine {
         }
     }
 
+    /// What a snapshot line shows of `user` at event time `now` (pipeline.replay's
+    /// `snapshot_record`): score, raw and effective mass, counts, windows, published topics.
+    pub fn snapshot(&mut self, user: &str, now: i64) -> Option<Snapshot> {
+        let state = self.states.get_mut(user)?;
+        let mass = read_mass(state, now, &self.model);
+        let (counts, windows) = match state.received.as_deref() {
+            Some(r) => (
+                r.counts,
+                read_windows(&r.windows, now, self.model.minute_bucket_ms),
+            ),
+            None => ([0; 4], [[0; 4]; 3]),
+        };
+        Some(Snapshot {
+            score: score_of(&mass, &self.model),
+            mass: mass.z,
+            effective_mass: mass.effective,
+            counts,
+            windows,
+            topics: topic_scores(state, &mass, &self.model),
+            received: state.received.is_some(),
+        })
+    }
+
     /// Moves stream time to `ts`, appending decay-only changes at each day boundary crossed.
     pub fn advance_to(&mut self, ts: i64, out: &mut Vec<Emitted>) {
         let Some(now) = self.watch.now else {
@@ -160,7 +200,10 @@ impl Engine {
             let boundary = day * DAY_MS;
             let users: Vec<Id> = self.watch.order.values().cloned().collect();
             for user in users {
-                let state = self.states.get_mut(&*user).expect("watched users have states");
+                let state = self
+                    .states
+                    .get_mut(&*user)
+                    .expect("watched users have states");
                 if state.last_ts > boundary {
                     continue;
                 }

@@ -204,7 +204,10 @@ pub fn parse_plain_json(line: &[u8]) -> Option<Event> {
 
 /// The line without its trailing line break characters (Python's `rstrip(b"\r\n")`).
 pub fn strip_line_break(line: &[u8]) -> &[u8] {
-    let end = line.iter().rposition(|b| *b != b'\n' && *b != b'\r').map_or(0, |i| i + 1);
+    let end = line
+        .iter()
+        .rposition(|b| *b != b'\n' && *b != b'\r')
+        .map_or(0, |i| i + 1);
     &line[..end]
 }
 

@@ -39,14 +39,20 @@ use crate::event::{Event, Kind};
 /// A tuple (`cls` None) or tuple-subclass instance (a NamedTuple record) holding `items`,
 /// built without a Python-level call. Takes the references in `items`; null if any is null
 /// or the allocation failed (a Python error is set then).
-unsafe fn tuple_of(cls: Option<*mut ffi::PyTypeObject>, items: &[*mut ffi::PyObject]) -> *mut ffi::PyObject {
+unsafe fn tuple_of(
+    cls: Option<*mut ffi::PyTypeObject>,
+    items: &[*mut ffi::PyObject],
+) -> *mut ffi::PyObject {
     let failed = items.iter().any(|item| item.is_null());
     let obj = if failed {
         std::ptr::null_mut()
     } else {
         match cls {
             None => ffi::PyTuple_New(items.len() as ffi::Py_ssize_t),
-            Some(tp) => (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc)(tp, items.len() as ffi::Py_ssize_t),
+            Some(tp) => (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc)(
+                tp,
+                items.len() as ffi::Py_ssize_t,
+            ),
         }
     };
     if obj.is_null() {
@@ -310,7 +316,10 @@ impl NativeEngine {
         while index < count {
             let item = lines.get_item(index)?;
             let line = item.downcast::<PyBytes>()?.as_bytes();
-            if !line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')) {
+            if !line
+                .iter()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'))
+            {
                 let parsed = match higgs_first {
                     None => event::parse_plain_json(event::strip_line_break(line)),
                     Some(first) => event::parse_higgs(line, first + index as u64),
@@ -372,6 +381,52 @@ impl NativeEngine {
     /// User ids in the order they were first seen.
     fn user_ids(&self) -> Vec<&str> {
         self.engine.order.iter().map(|k| &**k).collect()
+    }
+
+    /// Every user's snapshot fields at event time `now`, in user-id order: (user, score, mass,
+    /// effective mass, counts by kind, windows 1h/24h/7d by kind, published topics).
+    #[allow(clippy::type_complexity)]
+    fn snapshots(
+        &mut self,
+        now: i64,
+    ) -> Vec<(
+        String,
+        f64,
+        f64,
+        f64,
+        [i64; 4],
+        [[i64; 4]; 3],
+        Vec<(String, f64)>,
+    )> {
+        let mut users: Vec<Id> = self.engine.order.clone();
+        users.sort_unstable();
+        users
+            .into_iter()
+            .filter_map(|user| {
+                let s = self.engine.snapshot(&user, now)?;
+                Some((
+                    user.to_string(),
+                    s.score,
+                    s.mass,
+                    s.effective_mass,
+                    s.counts,
+                    s.windows,
+                    s.topics,
+                ))
+            })
+            .collect()
+    }
+
+    /// (score, user) at event time `now` of every user who received engagement.
+    fn scores(&mut self, now: i64) -> Vec<(f64, String)> {
+        let users = self.engine.order.clone();
+        users
+            .into_iter()
+            .filter_map(|user| {
+                let s = self.engine.snapshot(&user, now)?;
+                s.received.then(|| (s.score, user.to_string()))
+            })
+            .collect()
     }
 
     /// The user's state as `scoring.state.state_from_row` reads it (full precision).

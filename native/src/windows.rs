@@ -62,3 +62,25 @@ fn count_late(buckets: &mut Vec<WindowBucket>, index: i64, slot: usize, oldest: 
         }
     }
 }
+
+/// Engagements received per kind in the last hour, day and week before `now_ms`
+/// (scoring.windows.read_windows).
+pub fn read_windows(
+    windows: &[Vec<WindowBucket>; 3],
+    now_ms: i64,
+    minute_ms: i64,
+) -> [[i64; 4]; 3] {
+    let widths = [minute_ms, HOUR_MS, DAY_MS];
+    let mut out = [[0; 4]; 3];
+    for res in 0..3 {
+        let current = floor_div(now_ms, widths[res]);
+        for bucket in &windows[res] {
+            if current - SPANS[res] < bucket[0] && bucket[0] <= current {
+                for k in 0..4 {
+                    out[res][k] += bucket[1 + k];
+                }
+            }
+        }
+    }
+    out
+}

@@ -151,9 +151,11 @@ def replay(
 ) -> tuple[AnyEngine, ReplaySummary]:
     """Runs the embedded engine over `paths` and writes the requested outputs.
 
-    With `metrics`, the engine's counts are read when /metrics is scraped (nothing per event);
-    score changes are counted by cause, dead letters by reason, and one event in
-    `LATENCY_SAMPLE_EVERY` is timed for the latency histogram.
+    The engine is the compiled core unless `core` (or $INFLUENCE_CORE) says ``python``; it
+    scores a megabyte of lines per call. With `metrics`, lines go one at a time: the engine's
+    counts are read when /metrics is scraped (nothing per event), score changes are counted by
+    cause, dead letters by reason, and one event in `LATENCY_SAMPLE_EVERY` is timed for the
+    latency histogram.
     """
     engine = make_engine(model, core)
     if metrics is not None:

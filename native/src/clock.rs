@@ -2,6 +2,9 @@
 
 use crate::model::NO_DAY;
 
+/// The last `pauses` answer: (until_day, grace_days, renew_days, paused ranges).
+type PauseCache = (i64, i64, i64, Vec<(i64, i64)>);
+
 #[derive(Clone, Debug)]
 pub struct GraceClock {
     /// Flattened `[first_day, last_day, ...]` runs of days with own actions, ascending.
@@ -11,7 +14,7 @@ pub struct GraceClock {
     pub budget: i64,
     /// The last `pauses` answer: (until_day, grace_days, renew_days, pauses).
     /// Boxed: most users never read their clock (only users who receive engagement do).
-    cached: Option<Box<(i64, i64, i64, Vec<(i64, i64)>)>>,
+    cached: Option<Box<PauseCache>>,
 }
 
 impl Default for GraceClock {

@@ -127,7 +127,7 @@ fn add_pair(
         if let Some(mut pair) = detached {
             finish_pair(
                 &mut pair,
-                received_reciprocal(received),
+                &mut received.pair_reciprocal,
                 amount,
                 engaged_back,
             );
@@ -145,10 +145,6 @@ fn add_pair(
     let (pairs, reciprocal) = (&mut received.in_pairs, &mut received.pair_reciprocal);
     let pair = pairs.get_mut(actor).expect("present");
     finish_pair(pair, reciprocal, amount, engaged_back);
-}
-
-fn received_reciprocal(received: &mut ReceivedState) -> &mut f64 {
-    &mut received.pair_reciprocal
 }
 
 fn finish_pair(pair: &mut InPair, reciprocal_sum: &mut f64, amount: f64, engaged_back: bool) {

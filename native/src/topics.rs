@@ -14,23 +14,13 @@ fn slot<'a>(
         return topics.get_mut(tag);
     }
     let stats = if topics.len() >= model.max_topics {
-        let mut weakest: Option<(&Id, &TopicStats)> = None;
-        for (t, s) in topics.iter() {
-            weakest = match weakest {
-                None => Some((t, s)),
-                Some((wt, ws)) => {
-                    let key = (s.own_tweets > 0, s.mass);
-                    let wkey = (ws.own_tweets > 0, ws.mass);
-                    let less = key.0 < wkey.0
-                        || (key.0 == wkey.0 && (key.1 < wkey.1 || (key.1 == wkey.1 && t < wt)));
-                    if less {
-                        Some((t, s))
-                    } else {
-                        Some((wt, ws))
-                    }
-                }
-            };
-        }
+        // the weakest: no own tweet first, then the least mass, then the name (Python's key)
+        let weakest = topics.iter().min_by(|(at, a), (bt, b)| {
+            ((a.own_tweets > 0), a.mass)
+                .partial_cmp(&((b.own_tweets > 0), b.mass))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| at.cmp(bt))
+        });
         let (wt, ws) = weakest.expect("topics is not empty");
         if !own && ws.own_tweets > 0 {
             return None;

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import orjson
 
 from scoring import Event, Explanation, Invalid, ScoreChange, parse_event
+from scoring.events import MAX_TS_MS
 
 MAX_EVENT_BYTES = 64 * 1024
 SCORE_EVENT_TYPE = "influence.score.changed.v1"
@@ -63,13 +64,14 @@ def decode_higgs_line(line: bytes, line_number: int) -> Event | Invalid:
         return Invalid("unknown_kind", f"Higgs kind {code[:10]!r} is not RT, MT or RE")
     if not seconds.isdigit():
         return Invalid("wrong_type", "timestamp must be integer seconds")
+    ts = int(seconds) * 1000
+    if ts > MAX_TS_MS:
+        return Invalid("bad_value", "timestamp is out of range")
     try:
         actor_id, target_id = actor.decode("utf-8"), target.decode("utf-8")
     except UnicodeDecodeError:
         return Invalid("bad_utf8", "user ids are not UTF-8")
-    return Event._make(
-        (str(line_number), kind, int(seconds) * 1000, actor_id, target_id, *_NO_REFERENCES)
-    )
+    return Event._make((str(line_number), kind, ts, actor_id, target_id, *_NO_REFERENCES))
 
 
 _HIGGS_CODES = {code.encode("ascii"): kind for code, kind in HIGGS_KINDS.items()}

@@ -23,6 +23,8 @@ MAX_ID_LENGTH = 256
 MAX_HASHTAGS = 64
 MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: later times are not real event times
 MIN_TS_MS = 0
+MAX_FOLLOWERS = 2**63 - 1
+"""A follower count beyond any real account (and beyond a 64-bit integer) is not data."""
 
 
 class Event(NamedTuple):
@@ -124,7 +126,9 @@ def _plain_event(obj: dict[str, object]) -> Event | None:
     if event_id is None or actor is None or (target is None and kind != "tweet"):
         return None
     followers = obj.get("followers")
-    if followers is not None and (type(followers) is not int or followers < 0):
+    if followers is not None and (
+        type(followers) is not int or not 0 <= followers <= MAX_FOLLOWERS
+    ):
         return None
     if kind == "tweet":
         target = None  # a tweet engages no one, whatever the producer sent
@@ -172,6 +176,8 @@ def _checked_event(obj: object) -> Event | Invalid:
         isinstance(followers, bool) or not isinstance(followers, int) or followers < 0
     ):
         return Invalid("wrong_type", "followers must be a non-negative integer")
+    if followers is not None and followers > MAX_FOLLOWERS:
+        return Invalid("bad_value", "followers is out of range")
     event_id, actor = fields["id"], fields["actor"]
     assert event_id is not None and actor is not None
     return Event(

@@ -172,11 +172,12 @@ def test_higgs_replays_on_both_cores_write_identical_bytes(
     head[10] = b"223789 213163 RT\n"
     head[20] = b"\n"
     head[30] = b"1 2 99x RT\n"
+    head[40] = b"1 2 999999999999999 RT\n"  # year 31 million: out of range
     sample = tmp_path / "higgs-head.txt.gz"
     sample.write_bytes(gzip.compress(b"".join(head)))
     python = run_replay(sample, model, "python")
     native = run_replay(sample, model, "native")
-    assert python[2].count(b"\n") == 2 and python[0].count(b"\n") > 5_000
+    assert python[2].count(b"\n") == 3 and python[0].count(b"\n") > 5_000
     assert native[:3] == python[:3]
 
 
@@ -288,6 +289,7 @@ REJECTED = [
     BASE.replace("1000", "-5") + "}",
     BASE + ',"hashtags":["' + "x" * 300 + '"]}',
     BASE.replace("1000", "253402300800000") + "}",
+    BASE + ',"followers":9223372036854775808}',  # beyond a 64-bit integer
     BASE.replace("1000", "99999999999999999999") + "}",
 ]
 ACCEPTED = [
@@ -299,6 +301,7 @@ ACCEPTED = [
     BASE + ',"hashtags":["\u00c4rger","#A","a","##"],"followers":7}',
     BASE.replace('"1"', "17") + "}",
     " " + BASE + ' , "target" : "b" }\n',
+    BASE + ',"followers":9223372036854775807}',
 ]
 
 

@@ -231,6 +231,9 @@ pub fn parse_higgs(line: &[u8], number: u64) -> Option<Event> {
         return None;
     }
     let seconds: i64 = std::str::from_utf8(seconds).ok()?.parse().ok()?;
+    if seconds * 1000 > MAX_TS_MS {
+        return None;
+    }
     Some(Event {
         id: compact_str::format_compact!("{number}"),
         kind,

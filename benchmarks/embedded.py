@@ -162,8 +162,8 @@ def report(
             "round: medians, with the range in parentheses (this machine's speed varies by a "
             "third from run to run); the Python core ran once. The compiled core computes every "
             "score change (score, reasons, topics) either way; `influence replay` hands them to "
-            "Python as records only to write --events-out (the second row; the Python core "
-            "always builds them).",
+            'Python as records only to write --events-out (the rows "with records"; the '
+            "Python core always builds them).",
             "",
             "| measure | compiled core | Python core | baseline loop | target |",
             "|---|---|---|---|---|",

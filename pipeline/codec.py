@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import orjson
 
 from scoring import Event, Explanation, Invalid, ScoreChange, parse_event
-from scoring.events import MAX_TS_MS
+from scoring.events import MAX_TS_MS, MIN_TS_MS
 
 MAX_EVENT_BYTES = 64 * 1024
 SCORE_EVENT_TYPE = "influence.score.changed.v1"
@@ -65,7 +65,7 @@ def decode_higgs_line(line: bytes, line_number: int) -> Event | Invalid:
     if not seconds.isdigit():
         return Invalid("wrong_type", "timestamp must be integer seconds")
     ts = int(seconds) * 1000
-    if ts > MAX_TS_MS:
+    if not MIN_TS_MS <= ts <= MAX_TS_MS:
         return Invalid("bad_value", "timestamp is out of range")
     try:
         actor_id, target_id = actor.decode("utf-8"), target.decode("utf-8")

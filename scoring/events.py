@@ -21,8 +21,14 @@ SOURCE_FOR_KIND = {"tweet": 0, "quote": 0, "reply": 0, "retweet": 1, "mention": 
 
 MAX_ID_LENGTH = 256
 MAX_HASHTAGS = 64
-MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: later times are not real event times
-MIN_TS_MS = 0
+MIN_TS_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z: no social network's history starts earlier."""
+MAX_TS_MS = 3_471_292_799_999
+"""2079-12-31T23:59:59.999Z. Forward decay keeps each user's sums against a landmark (the first
+day the user was seen), so exp(rate * span) must stay finite for any two events: with the
+fastest landmark rate (30-day half-life) that allows 84 years between them, and these 80 years
+of accepted event time keep every span inside it (beyond, sums would overflow to infinity).
+Moving the window later needs re-landmarking, not a bigger number here."""
 MAX_FOLLOWERS = 2**63 - 1
 """A follower count beyond any real account (and beyond a 64-bit integer) is not data."""
 

@@ -173,11 +173,12 @@ def test_higgs_replays_on_both_cores_write_identical_bytes(
     head[20] = b"\n"
     head[30] = b"1 2 99x RT\n"
     head[40] = b"1 2 999999999999999 RT\n"  # year 31 million: out of range
+    head[50] = b"1 2 946684799 RT\n"  # 1999: out of range
     sample = tmp_path / "higgs-head.txt.gz"
     sample.write_bytes(gzip.compress(b"".join(head)))
     python = run_replay(sample, model, "python")
     native = run_replay(sample, model, "native")
-    assert python[2].count(b"\n") == 3 and python[0].count(b"\n") > 5_000
+    assert python[2].count(b"\n") == 4 and python[0].count(b"\n") > 5_000
     assert native[:3] == python[:3]
 
 
@@ -275,28 +276,34 @@ def test_any_stream_gives_identical_results_under_tight_caps(stream: list[Event]
     assert_same_states(python, native)
 
 
-BASE = '{"id":"1","kind":"tweet","ts":1000,"actor":"a"'
+BASE = '{"id":"1","kind":"tweet","ts":1735689601000,"actor":"a"'
 REJECTED = [
-    BASE.replace("1000", "01000") + "}",  # not JSON
+    '["1","retweet",1735689601000,"c","b"]',  # an array is not an object
+    BASE + ',"x":"\\ud800"}',  # a lone surrogate
+    BASE + ',"x":1e400}',  # beyond a double
+    BASE + ',"x":' + "[" * 1100 + "]" * 1100 + "}",  # nested deeper than orjson reads
+    BASE.replace("1735689601000", "01735689601000") + "}",  # not JSON
     BASE + ",}",
     BASE + "} x",
-    BASE.replace("1000", "1000.0") + "}",
+    BASE.replace("1735689601000", "1735689601000.0") + "}",
     BASE.replace('"a"', '""') + "}",
     BASE + ',"followers":-1}',
     BASE + ',"followers":true}',
     BASE + ',"hashtags":"x"}',
     BASE.replace('"tweet"', '"like"') + "}",
-    BASE.replace("1000", "-5") + "}",
+    BASE.replace("1735689601000", "-5") + "}",
+    BASE.replace("1735689601000", "946684799999") + "}",  # 1999
     BASE + ',"hashtags":["' + "x" * 300 + '"]}',
-    BASE.replace("1000", "253402300800000") + "}",
+    BASE.replace("1735689601000", "3471292800000") + "}",  # 2080
     BASE + ',"followers":9223372036854775808}',  # beyond a 64-bit integer
-    BASE.replace("1000", "99999999999999999999") + "}",
+    BASE.replace("1735689601000", "99999999999999999999") + "}",
 ]
 ACCEPTED = [
     BASE + "}",
-    BASE + ',"ts":2}',  # duplicate key: orjson keeps the last one
+    BASE + ',"ts":1735689602000}',  # duplicate key: orjson keeps the last one
     BASE + ',"extra":{"nested":[1,2.5,null]}}',
-    BASE.replace("1000", "253402300799999") + "}",
+    BASE.replace("1735689601000", "3471292799999") + "}",
+    BASE.replace("1735689601000", "946684800000") + "}",
     BASE.replace('"a"', '"\\u00e4"') + "}",
     BASE + ',"hashtags":["\u00c4rger","#A","a","##"],"followers":7}',
     BASE.replace('"1"', "17") + "}",
@@ -305,10 +312,21 @@ ACCEPTED = [
 ]
 
 
-@pytest.mark.parametrize("line", REJECTED)
+@pytest.mark.parametrize("line", [*REJECTED, BASE + ',"x":"\xff"}'])
 def test_the_compiled_reader_never_takes_a_line_python_rejects(line: str, model: Model) -> None:
-    assert not isinstance(decode_line(line.encode(), "jsonl", 1, "test"), Event)
-    assert NativeEngine(model).process_json(line.encode()) is None
+    raw = line.encode("utf-8", "surrogateescape") if "\xff" not in line else line.encode("latin-1")
+    assert not isinstance(decode_line(raw, "jsonl", 1, "test"), Event)
+    assert NativeEngine(model).process_json(raw) is None
+
+
+def test_record_classes_must_be_tuples(model: Model) -> None:
+    from scoring import _native
+
+    class Plain:
+        pass
+
+    with pytest.raises(TypeError, match="not a tuple type"):
+        _native.NativeEngine(model, Plain, Plain, Plain, Plain)
 
 
 @pytest.mark.parametrize("line", ACCEPTED)

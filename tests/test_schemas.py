@@ -72,12 +72,12 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Any]]:
     good = stream.read_bytes()
     bad = [
         b"{not json",
-        b'{"id":"x1","kind":"like","ts":1,"actor":"a"}',
-        b'{"id":"x2","kind":"retweet","ts":1,"actor":"a"}',
+        b'{"id":"x1","kind":"like","ts":1735689600000,"actor":"a"}',
+        b'{"id":"x2","kind":"retweet","ts":1735689600000,"actor":"a"}',
         b'{"id":"x3","kind":"tweet","ts":"soon","actor":"a"}',
         b"[1, 2]",
-        b'{"id":"x4","kind":"tweet","ts":1,"actor":"\xff\xfe"}',
-        b'{"id":"x5","kind":"tweet","ts":1,"actor":"' + b"a" * 300 + b'"}',
+        b'{"id":"x4","kind":"tweet","ts":1735689600000,"actor":"\xff\xfe"}',
+        b'{"id":"x5","kind":"tweet","ts":1735689600000,"actor":"' + b"a" * 300 + b'"}',
     ]
     stream.write_bytes(good + b"\n".join(bad) + b"\n")
     outputs = {name: tmp / f"{name}.jsonl" for name in ("events", "snapshot", "dead")}

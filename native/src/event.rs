@@ -2,14 +2,14 @@
 //! else is left to Python's full schema check (pipeline.codec), which gives the reasons.
 
 use crate::state::Id;
-use std::borrow::Cow;
-
-use serde::Deserialize;
 
 pub const MAX_ID_LENGTH: usize = 256;
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 const MAX_HASHTAGS: usize = 64;
-const MAX_TS_MS: i64 = 253_402_300_799_999;
+/// scoring.events' window of accepted event times (2000-01-01 to 2079-12-31): every span
+/// between two events keeps forward decay's exponentials finite.
+const MIN_TS_MS: i64 = 946_684_800_000;
+const MAX_TS_MS: i64 = 3_471_292_799_999;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -90,30 +90,21 @@ pub struct Event {
     pub followers: Option<i64>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 struct PlainEvent<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
+    id: Option<&'a str>,
+    kind: Option<&'a str>,
     ts: Option<i64>,
-    #[serde(borrow)]
-    actor: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    target: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    tweet_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    ref_tweet_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    hashtags: Option<Vec<Cow<'a, str>>>,
-    #[serde(borrow, default)]
-    ref_hashtags: Option<Vec<Cow<'a, str>>>,
-    #[serde(default)]
+    actor: Option<&'a str>,
+    target: Option<&'a str>,
+    tweet_id: Option<&'a str>,
+    ref_tweet_id: Option<&'a str>,
+    hashtags: Option<Vec<&'a str>>,
+    ref_hashtags: Option<Vec<&'a str>>,
     followers: Option<i64>,
 }
 
-fn id_ok(value: &Option<Cow<str>>) -> bool {
+fn id_ok(value: &Option<&str>) -> bool {
     match value {
         None => true,
         Some(s) => {
@@ -122,13 +113,13 @@ fn id_ok(value: &Option<Cow<str>>) -> bool {
     }
 }
 
-fn boxed(value: Option<Cow<str>>) -> Option<Id> {
-    value.map(|s| Id::from(s.as_ref()))
+fn boxed(value: Option<&str>) -> Option<Id> {
+    value.map(Id::from)
 }
 
 /// Python's `_tags` for ASCII tags: lower case, leading `#` dropped, empty ones skipped,
 /// duplicates removed in order. None (decode in Python) for non-ASCII or oversize lists.
-fn tags(value: Option<&[Cow<str>]>) -> Option<Vec<Id>> {
+fn tags(value: Option<&[&str]>) -> Option<Vec<Id>> {
     let Some(value) = value else {
         return Some(Vec::new());
     };
@@ -157,13 +148,10 @@ pub fn parse_plain_json(line: &[u8]) -> Option<Event> {
     if line.len() > MAX_EVENT_BYTES {
         return None;
     }
-    let raw = match scan_plain(line) {
-        Some(raw) => raw,
-        None => serde_json::from_slice::<PlainEvent>(line).ok()?,
-    };
-    let kind = Kind::parse(raw.kind.as_deref()?)?;
+    let raw = scan_plain(line)?;
+    let kind = Kind::parse(raw.kind?)?;
     let ts = raw.ts?;
-    if !(0..=MAX_TS_MS).contains(&ts) {
+    if !(MIN_TS_MS..=MAX_TS_MS).contains(&ts) {
         return None;
     }
     let hashtags = tags(raw.hashtags.as_deref())?;
@@ -231,7 +219,7 @@ pub fn parse_higgs(line: &[u8], number: u64) -> Option<Event> {
         return None;
     }
     let seconds: i64 = std::str::from_utf8(seconds).ok()?.parse().ok()?;
-    if seconds * 1000 > MAX_TS_MS {
+    if !(MIN_TS_MS..=MAX_TS_MS).contains(&(seconds * 1000)) {
         return None;
     }
     Some(Event {
@@ -249,7 +237,9 @@ pub fn parse_higgs(line: &[u8], number: u64) -> Option<Event> {
 
 /// A JSON reader for the common line only: an object of the known keys, strings without
 /// escapes, integers, null, arrays of strings. It gives up (None) on anything else, which
-/// serde_json then reads; what it accepts, serde_json reads as the same values.
+/// Python then reads (orjson and `parse_event`, which give a bad line its reason); what it
+/// accepts, they read as the same values. (serde_json was tried as a middle step and
+/// accepted lines orjson rejects: arrays for objects, unchecked values of unknown keys.)
 struct Scanner<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -313,11 +303,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
+    fn opt_string(&mut self) -> Option<Option<&'a str>> {
         if self.null() {
             return Some(None);
         }
-        self.string().map(|s| Some(Cow::Borrowed(s)))
+        self.string().map(Some)
     }
 
     fn integer(&mut self) -> Option<i64> {
@@ -348,7 +338,7 @@ impl<'a> Scanner<'a> {
         self.integer().map(Some)
     }
 
-    fn opt_strings(&mut self) -> Option<Option<Vec<Cow<'a, str>>>> {
+    fn opt_strings(&mut self) -> Option<Option<Vec<&'a str>>> {
         if self.null() {
             return Some(None);
         }
@@ -360,7 +350,7 @@ impl<'a> Scanner<'a> {
             return Some(Some(out));
         }
         loop {
-            out.push(Cow::Borrowed(self.string()?));
+            out.push(self.string()?);
             if self.eat(b']') {
                 return Some(Some(out));
             }

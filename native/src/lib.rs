@@ -21,7 +21,7 @@ mod topics;
 mod windows;
 
 use crate::state::Id;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple, PyType};
@@ -178,10 +178,19 @@ impl NativeEngine {
                     result = Err(PyErr::fetch(py));
                     continue;
                 }
+                let mut failed = false;
                 for (i, (code_text, points)) in change.reasons.iter().enumerate() {
                     let code_obj = code(&mut self.codes, py, code_text).into_ptr();
                     let reason = tuple_of(Some(reason_cls), &[code_obj, py_float(*points)]);
-                    ffi::PyTuple_SET_ITEM(reasons, i as ffi::Py_ssize_t, reason);
+                    failed |= reason.is_null();
+                    if !reason.is_null() {
+                        ffi::PyTuple_SET_ITEM(reasons, i as ffi::Py_ssize_t, reason);
+                    }
+                }
+                if failed {
+                    ffi::Py_DECREF(reasons); // a tuple with empty slots is freed safely
+                    result = Err(PyErr::fetch(py));
+                    continue;
                 }
                 let topics = ffi::PyTuple_New(change.topics.len() as ffi::Py_ssize_t);
                 if topics.is_null() {
@@ -191,7 +200,16 @@ impl NativeEngine {
                 }
                 for (i, (topic, score)) in change.topics.iter().enumerate() {
                     let entry = tuple_of(Some(topic_cls), &[py_str(topic), py_float(*score)]);
-                    ffi::PyTuple_SET_ITEM(topics, i as ffi::Py_ssize_t, entry);
+                    failed |= entry.is_null();
+                    if !entry.is_null() {
+                        ffi::PyTuple_SET_ITEM(topics, i as ffi::Py_ssize_t, entry);
+                    }
+                }
+                if failed {
+                    ffi::Py_DECREF(reasons);
+                    ffi::Py_DECREF(topics);
+                    result = Err(PyErr::fetch(py));
+                    continue;
                 }
                 let previous = match change.previous {
                     Some(p) => py_float(p),
@@ -240,6 +258,17 @@ impl NativeEngine {
         reason_cls: Py<PyType>,
         topic_cls: Py<PyType>,
     ) -> PyResult<Self> {
+        // the records are built as tuples in C: anything but a tuple type would be written
+        // past its end
+        let py = model.py();
+        for cls in [&emitted_cls, &change_cls, &reason_cls, &topic_cls] {
+            if !cls.bind(py).is_subclass_of::<PyTuple>()? {
+                return Err(PyTypeError::new_err(format!(
+                    "{} is not a tuple type (a NamedTuple record class is expected)",
+                    cls.bind(py).name()?
+                )));
+            }
+        }
         Ok(NativeEngine {
             engine: Engine::new(model.extract()?),
             emitted_cls,
@@ -440,10 +469,15 @@ impl NativeEngine {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // Large (transparent huge) pages for the allocator's arenas: a replay's state grows by
-    // hundreds of megabytes, and faulting it in 4 KiB at a time cost a quarter of a Higgs run.
-    // SAFETY: sets a process-wide allocator option before this module allocates its state.
-    unsafe { libmimalloc_sys::mi_option_set(libmimalloc_sys::mi_option_large_os_pages, 1) };
+    // Large OS pages (2 MiB) for the allocator's arenas, as MIMALLOC_ALLOW_LARGE_OS_PAGES=1
+    // does (unless that variable says otherwise): a replay's state grows by hundreds of
+    // megabytes, and faulting it in 4 KiB at a time cost a quarter of a Higgs run. Where the
+    // kernel has no huge-page pool this means transparent huge pages (seen here); memory in
+    // large pages is not returned to the system before the process ends.
+    // SAFETY: sets a process-wide allocator option; arenas reserved later use it.
+    if std::env::var_os("MIMALLOC_ALLOW_LARGE_OS_PAGES").is_none() {
+        unsafe { libmimalloc_sys::mi_option_set(libmimalloc_sys::mi_option_large_os_pages, 1) };
+    }
     m.add_class::<NativeEngine>()?;
     Ok(())
 }

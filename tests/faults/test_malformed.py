@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pipeline.codec import MAX_EVENT_BYTES, decode_json_event, refuse_future
 from pipeline.settings import KIND_TOPIC
 from scoring import Event, Invalid, Model
-from scoring.events import EVENT_KINDS, MAX_ID_LENGTH, MAX_TS_MS, event_to_dict
+from scoring.events import EVENT_KINDS, MAX_ID_LENGTH, MAX_TS_MS, MIN_TS_MS, event_to_dict
 from tests.faults.conftest import FULL
 from tests.faults.kit import assert_outcome_exact, embedded, higgs_events, start_worker
 from tests.integration.pipeline_kit import (
@@ -33,8 +33,11 @@ VALID = 20_000 if FULL else 3_000
 BATCH = 50
 """Malformed messages per hypothesis example (MALFORMED / BATCH examples)."""
 TS = 1_341_100_000_000
-FAR_AHEAD_MS = 4_102_444_800_000
-"""2100-01-01: beyond the worker's one-day allowance for as long as this code lives."""
+FAR_AHEAD_MS = 3_155_760_000_000
+"""2070-01-01: inside the accepted event times (to 2079), beyond the worker's one-day allowance
+for as long as this code lives."""
+FAR_AHEAD_ALLOWANCE_MS = 365 * 86_400_000
+"""What the decoder test allows ahead of the wall clock: far less than FAR_AHEAD_MS is away."""
 TOPICS = ("tweets", "retweets", "mentions")
 
 ids = st.text(min_size=1, max_size=12)
@@ -112,7 +115,7 @@ def malformed(draw: st.DrawFn) -> tuple[bytes | None, bytes | None, str]:
         value = orjson.dumps(event)
     elif category == "far_ts":
         event["ts"] = draw(
-            st.integers(-(2**63), -1)
+            st.integers(-(2**63), MIN_TS_MS - 1)
             | st.integers(MAX_TS_MS + 1, 2**63 - 1)
             | st.integers(FAR_AHEAD_MS, MAX_TS_MS)  # valid by the schema: refused by the worker
         )
@@ -153,7 +156,7 @@ def is_refused(key: bytes | None, value: bytes | None) -> bool:
     decoded = decode_json_event(value)
     if isinstance(decoded, Invalid):
         return True
-    ahead = refuse_future(decoded, int(time.time() * 1000), FAR_AHEAD_MS // 2)
+    ahead = refuse_future(decoded, int(time.time() * 1000), FAR_AHEAD_ALLOWANCE_MS)
     return ahead is not None or (key is not None and key != decoded.actor.encode())
 
 

@@ -157,6 +157,20 @@ impl NativeEngine {
         self.drain(py).map(Bound::into_any)
     }
 
+    /// Applies an event a raw line was read as: its changes, or None if the line was not
+    /// read (Python decodes it).
+    fn process_parsed<'py>(
+        &mut self,
+        py: Python<'py>,
+        parsed: Option<Event>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(event) = parsed else {
+            return Ok(None);
+        };
+        self.engine.process(&event, &mut self.out);
+        self.drain_or_empty(py).map(Some)
+    }
+
     fn fill<'py>(&mut self, py: Python<'py>, list: &Bound<'py, PyList>) -> PyResult<()> {
         if self.out.is_empty() {
             return Ok(());
@@ -287,9 +301,7 @@ impl NativeEngine {
         event: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
         let event = event_from_py(event)?;
-        let mut out = std::mem::take(&mut self.out);
-        self.engine.process(&event, &mut out);
-        self.out = out;
+        self.engine.process(&event, &mut self.out);
         self.drain(py)
     }
 
@@ -300,13 +312,7 @@ impl NativeEngine {
         py: Python<'py>,
         line: &[u8],
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(event) = event::parse_plain_json(line) else {
-            return Ok(None);
-        };
-        let mut out = std::mem::take(&mut self.out);
-        self.engine.process(&event, &mut out);
-        self.out = out;
-        self.drain_or_empty(py).map(Some)
+        self.process_parsed(py, event::parse_plain_json(line))
     }
 
     /// Applies one Higgs line (id = line number); None if Python should decode it.
@@ -316,13 +322,7 @@ impl NativeEngine {
         line: &[u8],
         number: u64,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(event) = event::parse_higgs(line, number) else {
-            return Ok(None);
-        };
-        let mut out = std::mem::take(&mut self.out);
-        self.engine.process(&event, &mut out);
-        self.out = out;
-        self.drain_or_empty(py).map(Some)
+        self.process_parsed(py, event::parse_higgs(line, number))
     }
 
     /// Scores raw input lines (bytes, as read) from `lines[start]` on, in order, until one
@@ -339,7 +339,6 @@ impl NativeEngine {
         higgs_first: Option<u64>,
         keep: bool,
     ) -> PyResult<usize> {
-        let mut out = std::mem::take(&mut self.out);
         let mut index = start;
         let count = lines.len();
         while index < count {
@@ -354,14 +353,13 @@ impl NativeEngine {
                     Some(first) => event::parse_higgs(line, first + index as u64),
                 };
                 let Some(event) = parsed else { break };
-                self.engine.process(&event, &mut out);
+                self.engine.process(&event, &mut self.out);
                 if !keep {
-                    out.clear();
+                    self.out.clear();
                 }
             }
             index += 1;
         }
-        self.out = out;
         Ok(index)
     }
 
@@ -371,9 +369,7 @@ impl NativeEngine {
     }
 
     fn advance_to<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyList>> {
-        let mut out = std::mem::take(&mut self.out);
-        self.engine.advance_to(ts, &mut out);
-        self.out = out;
+        self.engine.advance_to(ts, &mut self.out);
         self.drain(py)
     }
 

@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use pyo3::IntoPyObjectExt;
 
 use crate::clock::GraceClock;
 use crate::mass::ShareCache;
@@ -176,14 +177,13 @@ impl UserState {
     /// in-memory state, not the shortened stored form).
     pub fn to_row<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let clock = &self.clock;
-        let clock_row = PyList::new(py, [clock.runs.clone()])?.get_item(0)?;
         let clock_row = PyList::new(
             py,
             [
-                clock_row,
-                clock.folded_paused.into_pyobject(py)?.into_any(),
-                clock.period_start.into_pyobject(py)?.into_any(),
-                clock.budget.into_pyobject(py)?.into_any(),
+                clock.runs.clone().into_bound_py_any(py)?,
+                clock.folded_paused.into_bound_py_any(py)?,
+                clock.period_start.into_bound_py_any(py)?,
+                clock.budget.into_bound_py_any(py)?,
             ],
         )?;
         let acting = match &self.acting {
@@ -197,9 +197,9 @@ impl UserState {
                 PyList::new(
                     py,
                     [
-                        a.counters.to_vec().into_pyobject(py)?.into_any(),
+                        a.counters.to_vec().into_bound_py_any(py)?,
                         pairs.into_any(),
-                        ids.into_pyobject(py)?.into_any(),
+                        ids.into_bound_py_any(py)?,
                     ],
                 )?
                 .into_any()
@@ -219,13 +219,13 @@ impl UserState {
             let row = PyList::new(
                 py,
                 [
-                    t.own_tweets.into_pyobject(py)?.into_any(),
-                    t.days.clone().into_pyobject(py)?.into_any(),
-                    t.mass.into_pyobject(py)?.into_any(),
-                    t.count.into_pyobject(py)?.into_any(),
-                    engagers.into_pyobject(py)?.into_any(),
+                    t.own_tweets.into_bound_py_any(py)?,
+                    t.days.clone().into_bound_py_any(py)?,
+                    t.mass.into_bound_py_any(py)?,
+                    t.count.into_bound_py_any(py)?,
+                    engagers.into_bound_py_any(py)?,
                     tweets.into_any(),
-                    t.error.into_pyobject(py)?.into_any(),
+                    t.error.into_bound_py_any(py)?,
                 ],
             )?;
             topics.set_item(&**tag, row)?;
@@ -233,16 +233,16 @@ impl UserState {
         PyList::new(
             py,
             [
-                STATE_LAYOUT.into_pyobject(py)?.into_any(),
-                self.landmark.into_pyobject(py)?.into_any(),
+                STATE_LAYOUT.into_bound_py_any(py)?,
+                self.landmark.into_bound_py_any(py)?,
                 clock_row.into_any(),
-                self.followers.into_pyobject(py)?.into_any(),
-                self.followers_ts.into_pyobject(py)?.into_any(),
+                self.followers.into_bound_py_any(py)?,
+                self.followers_ts.into_bound_py_any(py)?,
                 acting,
                 received,
                 topics.into_any(),
-                self.published.into_pyobject(py)?.into_any(),
-                self.last_ts.into_pyobject(py)?.into_any(),
+                self.published.into_bound_py_any(py)?,
+                self.last_ts.into_bound_py_any(py)?,
             ],
         )
     }
@@ -254,13 +254,13 @@ fn received_row<'py>(py: Python<'py>, r: &ReceivedState) -> PyResult<Bound<'py, 
         let row = PyList::new(
             py,
             [
-                b.day.into_pyobject(py)?.into_any(),
-                b.raw.into_pyobject(py)?.into_any(),
-                b.content.into_pyobject(py)?.into_any(),
-                b.fast.into_pyobject(py)?.into_any(),
-                b.slow.into_pyobject(py)?.into_any(),
-                b.burst.into_pyobject(py)?.into_any(),
-                b.new_engagers.into_pyobject(py)?.into_any(),
+                b.day.into_bound_py_any(py)?,
+                b.raw.into_bound_py_any(py)?,
+                b.content.into_bound_py_any(py)?,
+                b.fast.into_bound_py_any(py)?,
+                b.slow.into_bound_py_any(py)?,
+                b.burst.into_bound_py_any(py)?,
+                b.new_engagers.into_bound_py_any(py)?,
             ],
         )?;
         buckets.append(row)?;
@@ -288,20 +288,20 @@ fn received_row<'py>(py: Python<'py>, r: &ReceivedState) -> PyResult<Bound<'py, 
         [
             buckets.into_any(),
             history.into_any(),
-            r.sealed_fast.into_pyobject(py)?.into_any(),
-            r.sealed_slow.into_pyobject(py)?.into_any(),
-            r.sealed_engagers.into_pyobject(py)?.into_any(),
-            r.sealed_burst.into_pyobject(py)?.into_any(),
-            r.sealed_burst_engagers.into_pyobject(py)?.into_any(),
-            r.burst_ref.into_pyobject(py)?.into_any(),
-            r.pair_total.into_pyobject(py)?.into_any(),
-            r.pair_reciprocal.into_pyobject(py)?.into_any(),
+            r.sealed_fast.into_bound_py_any(py)?,
+            r.sealed_slow.into_bound_py_any(py)?,
+            r.sealed_engagers.into_bound_py_any(py)?,
+            r.sealed_burst.into_bound_py_any(py)?,
+            r.sealed_burst_engagers.into_bound_py_any(py)?,
+            r.burst_ref.into_bound_py_any(py)?,
+            r.pair_total.into_bound_py_any(py)?,
+            r.pair_reciprocal.into_bound_py_any(py)?,
             pairs.into_any(),
-            r.kind_mass.to_vec().into_pyobject(py)?.into_any(),
-            r.removed.to_vec().into_pyobject(py)?.into_any(),
-            r.counts.to_vec().into_pyobject(py)?.into_any(),
+            r.kind_mass.to_vec().into_bound_py_any(py)?,
+            r.removed.to_vec().into_bound_py_any(py)?,
+            r.counts.to_vec().into_bound_py_any(py)?,
             windows.into_any(),
-            r.evicted.hex().into_pyobject(py)?.into_any(),
+            r.evicted.hex().into_bound_py_any(py)?,
         ],
     )
 }

@@ -68,15 +68,33 @@ def snapshot_record(user: str, state: UserState, now: int, model: Model) -> dict
     windows = read_windows(
         received.windows if received is not None else [[], [], []], now, model.minute_bucket_ms
     )
+    topics = [(t.topic, t.score) for t in topic_scores(state, mass, model)]
+    score = score_of(mass, model)
+    return _snapshot_fields(
+        user, score, mass.z, mass.effective, counts, windows, topics, model.model_version
+    )
+
+
+def _snapshot_fields(
+    user: str,
+    score: float,
+    mass: float,
+    effective: float,
+    counts: Sequence[int],
+    windows: dict[str, dict[str, int]],
+    topics: Sequence[tuple[str, float]],
+    version: str,
+) -> dict[str, object]:
+    """A snapshot line's fields, in the order INTERFACES.md shows (either core fills them)."""
     return {
         "user": user,
-        "score": score_of(mass, model),
-        "mass": mass.z,
-        "effective_mass": mass.effective,
+        "score": score,
+        "mass": mass,
+        "effective_mass": effective,
         "counts": dict(zip(KINDS_RECEIVED, counts, strict=True)),
         "windows": windows,
-        "topics": [{"topic": t.topic, "score": t.score} for t in topic_scores(state, mass, model)],
-        "model_version": model.model_version,
+        "topics": [{"topic": topic, "score": value} for topic, value in topics],
+        "model_version": version,
     }
 
 
@@ -89,21 +107,12 @@ def snapshot_lines(engine: AnyEngine, now: int) -> Iterator[bytes]:
         return
     version = model.model_version
     for user, score, mass, effective, counts, windows, topics in engine.snapshots(now):
-        yield orjson.dumps(
-            {
-                "user": user,
-                "score": score,
-                "mass": mass,
-                "effective_mass": effective,
-                "counts": dict(zip(KINDS_RECEIVED, counts, strict=True)),
-                "windows": {
-                    name: dict(zip(KINDS_RECEIVED, sums, strict=True))
-                    for name, sums in zip(WINDOW_NAMES, windows, strict=True)
-                },
-                "topics": [{"topic": topic, "score": value} for topic, value in topics],
-                "model_version": version,
-            }
-        )
+        by_window = {
+            name: dict(zip(KINDS_RECEIVED, sums, strict=True))
+            for name, sums in zip(WINDOW_NAMES, windows, strict=True)
+        }
+        fields = _snapshot_fields(user, score, mass, effective, counts, by_window, topics, version)
+        yield orjson.dumps(fields)
 
 
 def top_table(engine: AnyEngine, now: int, count: int) -> str:

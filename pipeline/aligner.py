@@ -78,11 +78,13 @@ class EventTimeAligner(Generic[Item]):
         queue.last_offset = max(queue.last_offset, offset)
         return True
 
-    def release(self) -> list[Item]:
-        """Every item that may go now, oldest event time first (ties: partition order)."""
+    def release(self, limit: int | None = None) -> list[Item]:
+        """Items that may go now (at most `limit`), oldest event time first (ties: partition
+        order). A caller with a large backlog takes it in slices, so that no single step keeps
+        the event loop (heartbeats, fetches, timers) waiting."""
         out: list[Item] = []
         queues = self.queues
-        while True:
+        while limit is None or len(out) < limit:
             heads = [
                 (queue.items[0][0], i, p)
                 for i, (p, queue) in enumerate(queues.items())
@@ -95,6 +97,13 @@ class EventTimeAligner(Generic[Item]):
             _, _, partition = min(heads)
             out.append(queues[partition].items.popleft()[1])
         return out
+
+    def idle(self, partition: Partition) -> bool:
+        """Nothing held for `partition` and nothing more on the broker for it."""
+        queue = self.queues.get(partition)
+        if queue is None:
+            return False
+        return not queue.items and not self.has_more(partition, queue.last_offset)
 
     def _lagging(self) -> list[Partition]:
         return [

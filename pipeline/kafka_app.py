@@ -20,12 +20,12 @@ Faust and aiokafka are used only here and in `pipeline/worker.py`.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
 import faust
@@ -44,6 +44,7 @@ from pipeline.codec import (
     score_change_json,
 )
 from pipeline.consumer import AtLeastOnceConsumer
+from pipeline.merge import Progress, Source, SourceMerge, all_sources
 from pipeline.metrics import PipelineMetrics
 from pipeline.reprocess import install_start_seek
 from pipeline.settings import Settings
@@ -80,6 +81,11 @@ def as_current(event: EventT[Any]) -> Iterator[None]:
         _current_event.reset(token)
 
 
+SOURCE_PARTITION: ContextVar[TP | None] = ContextVar("SOURCE_PARTITION", default=None)
+"""The source partition whose transaction a send outside any event joins (under exactly-once,
+a progress announcement joins the transaction of the partition it speaks for)."""
+
+
 class SourcePartitionTransactions(TransactionManager):
     """Exactly-once with repartitioning: a message joins its *source* partition's transaction.
 
@@ -102,9 +108,9 @@ class SourcePartitionTransactions(TransactionManager):
         transactional_id: str | None = None,
     ) -> Any:
         event = current_event()
-        if event is None:
+        source = event.message.tp if event is not None else SOURCE_PARTITION.get()
+        if source is None:
             return await super().send(topic, key, value, partition, timestamp, headers)
-        source = event.message.tp
         group = self.app.assignor.group_for_topic(source.topic)
         tid = f"{self.app.conf.id}-{group}-{source.partition}"
         destination = self.consumer.key_partition(topic, key, partition)
@@ -140,19 +146,34 @@ class Pipeline:
             "users", default=None, partitions=count, key_type=bytes, value_type=bytes
         )
         self.input_index = {name: i for i, name in enumerate(names.inputs)}
+        self.inputs_names = names.inputs
         self.partition_count = count
         self.caches: dict[int, UserCache] = {}
         """One cache per partition: a batch's changed users are written under an event of
         their own partition, which is where Faust puts a table write."""
         self.clocks: dict[int, DecayWatch] = {}
         """Per partition: its event time and the users decay may move by a point."""
+        self.watched: dict[int, dict[str, None]] | None = None
+        """Stored users decay may move, by partition: one table scan per assignment feeds
+        the watch of each partition when it is first needed."""
         self.outbox: dict[tuple[int, int], list[Routed]] = {}
         """Engagements of the running batch by (source partition, target partition)."""
+        self.sources = all_sources(len(names.inputs), count)
+        self.merges: dict[int, SourceMerge[tuple[Routed, EventT[Any]]]] = {}
+        """Per target partition: engagements held until every source has passed their time."""
+        self.unreleased: dict[int, list[Any]] = {}
+        """Repartition messages with held engagements: id -> [event, engagements held]."""
+        self.bundle_context: dict[int, EventT[Any]] = {}
+        """Per target partition: its latest repartition message (the event a release runs as)."""
+        self.released_ts: dict[TP, int] = {}
+        """Per owned input partition: the latest event time released to the actor step."""
+        self.progress_sent: dict[Source, Progress] = {}
         self.lock = asyncio.Lock()
         self.aligner: EventTimeAligner[tuple[EventT[Any], Event | Invalid]] = EventTimeAligner(
             self.has_more, settings.align_max_wait_s
         )
         self.input_stream: Stream[bytes] | None = None
+        self.engagement_stream: Stream[bytes] | None = None
         self.metrics = PipelineMetrics(model.model_version)
         self.max_ahead_ms = int(settings.max_ahead_s * 1000)
 
@@ -167,7 +188,13 @@ class Pipeline:
         now (held inputs were never acknowledged: they will be delivered again)."""
         self.caches.clear()
         self.clocks.clear()
+        self.watched = None
         self.aligner.forget()
+        self.merges.clear()
+        self.unreleased.clear()
+        self.bundle_context.clear()
+        self.released_ts.clear()
+        self.progress_sent.clear()
 
     def track_inputs(self, assigned: Iterable[TP]) -> None:
         inputs = sorted(tp for tp in assigned if tp.topic in self.input_index)
@@ -189,6 +216,9 @@ class Pipeline:
         Valid events wait in the aligner until every partition behind them has caught up,
         unacknowledged, so a crash or a rebalance redelivers them; a refused one goes to the
         dead-letter topic at once unless events of its partition are held (then after them).
+        A backlog is released a slice at a time, the event loop free between slices. After
+        each slice the worker announces how far each of its input partitions has sent its
+        engagements (`pipeline.merge`).
         """
         ready: list[tuple[EventT[Any], Event | Invalid]] = []
         aligner = self.aligner
@@ -199,21 +229,66 @@ class Pipeline:
                 aligner.add(message.tp, message.offset, decoded.ts, (event, decoded))
             elif not aligner.follow(message.tp, message.offset, (event, decoded)):
                 ready.append((event, decoded))
-        ready.extend(self.aligner.release())
-        if not ready:
-            return
-        await self.run_batch(ready, self.on_input)
         stream = self.input_stream
         assert stream is not None
-        for event, _ in ready:
-            await stream.ack(event)
+        limit = self.settings.batch_max_events
+        while True:
+            ready.extend(aligner.release(limit))
+            if not ready and not self.progress_due():
+                return
+            await self.run_batch(ready, self.on_input, finish=self.send_progress)
+            for event, _ in ready:
+                await stream.ack(event)
+            if len(ready) < limit:
+                return
+            ready = []
+            await asyncio.sleep(0)
+
+    def input_progress(self) -> dict[Source, Progress]:
+        """Each owned input partition: the latest event time released, and whether it is idle."""
+        aligner = self.aligner
+        return {
+            (self.input_index[tp.topic], tp.partition): Progress(
+                self.released_ts.get(tp), aligner.idle(tp)
+            )
+            for tp in cast(Iterable[TP], aligner.queues)
+        }
+
+    def progress_due(self) -> bool:
+        return self.input_progress() != self.progress_sent
+
+    async def send_progress(self, last_of_partition: dict[int, EventT[Any]]) -> None:
+        """Tells every target partition how far this worker's input partitions have sent their
+        engagements, whenever that changed. After an assignment every worker announces anew
+        (`reset`), after the group's new generation began, so a target partition's new owner
+        reads it however quiet a source is; an idle pipeline sends nothing. Sent after the
+        batch's engagements, through the same producer: a target never sees a source's
+        progress before the engagements it covers."""
+        if not self.progress_due():
+            return
+        progress = self.input_progress()
+        exactly_once = self.settings.processing_guarantee == "exactly_once"
+        groups: dict[int, list[tuple[Source, Progress]]] = {}
+        for source, known in progress.items():
+            groups.setdefault(source[1] if exactly_once else -1, []).append((source, known))
+        for group, rows in groups.items():
+            message = encode_engagements([], rows)
+            token = SOURCE_PARTITION.set(TP(self.inputs_names[0], group) if exactly_once else None)
+            try:
+                for partition in range(self.partition_count):
+                    await self.send(self.engagements, None, message, partition)
+            finally:
+                SOURCE_PARTITION.reset(token)
+        self.progress_sent = progress
 
     async def run_batch(
         self,
         items: Sequence[tuple[EventT[Any], Payload]],
         handle: Callable[[EventT[Any], Payload], Awaitable[None]],
+        finish: Callable[[dict[int, EventT[Any]]], Awaitable[None]] | None = None,
     ) -> None:
-        """Handles a batch, then makes its outputs durable, then writes its changed users."""
+        """Handles a batch, then makes its outputs durable, then writes its changed users.
+        `finish` sends what must follow the batch's engagements (progress announcements)."""
         async with self.lock:
             last_of_partition: dict[int, EventT[Any]] = {}
             for event, payload in items:
@@ -221,6 +296,8 @@ class Pipeline:
                     await handle(event, payload)
                 last_of_partition[event.message.partition] = event
             await self.send_engagements(last_of_partition)
+            if finish is not None:
+                await finish(last_of_partition)
             await self.app.producer.flush()
             self.metrics.produced()
             last_sent: dict[int, Awaitable[Any]] = {}
@@ -296,7 +373,7 @@ class Pipeline:
         self.outbox.clear()
 
     async def publish(self, change: ScoreChange, cause_id: str, partition: int) -> None:
-        self.clocks.setdefault(partition, DecayWatch()).note(change, self.model)
+        self.clocks[partition].note(change, self.model)
         await self.send(
             self.score_changes,
             change.user.encode(),
@@ -358,8 +435,13 @@ class Pipeline:
             await self.dead_letter(decoded, event)
             return
         message = event.message
-        origin = Position(self.input_index[message.topic], message.partition, message.offset)
-        out = actor_step(self.cache(message.partition), decoded, origin, self.model)
+        partition = message.partition
+        tp = message.tp
+        if decoded.ts > self.released_ts.get(tp, decoded.ts - 1):
+            self.released_ts[tp] = decoded.ts
+        await self.watch(partition, decoded.ts)
+        origin = Position(self.input_index[message.topic], partition, message.offset)
+        out = actor_step(self.cache(partition), decoded, origin, self.model)
         if out.duplicate:
             self.metrics.duplicate("actor")
         else:
@@ -370,52 +452,78 @@ class Pipeline:
         for change in out.changes:
             await self.publish(change, decoded.id, message.partition)
 
-    def merge_engagements(
-        self, events: Sequence[EventT[Any]]
-    ) -> list[tuple[EventT[Any], list[Routed] | Invalid]]:
-        """A batch of bundles as, per target partition, one list in event-time order.
+    def merge(self, partition: int) -> SourceMerge[tuple[Routed, EventT[Any]]]:
+        merge = self.merges.get(partition)
+        if merge is None:
+            merge = self.merges[partition] = SourceMerge(self.sources)
+        return merge
 
-        Bundles from different source partitions of one `act` batch cover the same stretch of
-        event time; applied bundle after bundle, a sparse stream's engagements would reach a
-        target days out of order. Each source partition's engagements keep their own order
-        (the target's offset guard relies on it); `heapq.merge` interleaves them by time.
-        """
-        by_partition: dict[int, dict[tuple[int, int], list[Routed]]] = {}
-        last_of_partition: dict[int, EventT[Any]] = {}
-        out: list[tuple[EventT[Any], list[Routed] | Invalid]] = []
+    async def run_engagements(self, events: Sequence[EventT[Any]]) -> None:
+        """Repartition messages: engagements held per target partition until every source
+        has passed their event time (`pipeline.merge`), then applied a slice at a time; a
+        message is acknowledged once all its engagements are applied and stored."""
+        stream = self.engagement_stream
+        assert stream is not None
+        done: list[EventT[Any]] = []
+        invalid: list[tuple[EventT[Any], list[Routed] | Invalid]] = []
         for event in events:
             message = event.message
             try:
-                bundle = decode_engagements(message.value or b"[]")
+                bundle = decode_engagements(message.value or b"")
             except StateError as exc:
-                out.append((event, Invalid("bad_engagement", str(exc)[:200])))
+                invalid.append((event, Invalid("bad_engagement", str(exc)[:200])))
                 continue
-            origins = by_partition.setdefault(message.partition, {})
-            for routed in bundle:
+            merge = self.merge(message.partition)
+            for source, (announced, idle) in bundle.progress:
+                merge.announce(source, announced, idle)
+            for routed in bundle.engagements:
                 origin = routed[1]
-                origins.setdefault((origin.topic, origin.partition), []).append(routed)
-            last_of_partition[message.partition] = event
-        for partition, origins in by_partition.items():
-            merged = list(heapq.merge(*origins.values(), key=_engagement_time))
-            out.append((last_of_partition[partition], merged))
-        return out
+                merge.add((origin.topic, origin.partition), routed[0].ts, (routed, event))
+            self.bundle_context[message.partition] = event
+            if bundle.engagements:
+                self.unreleased[id(event)] = [event, len(bundle.engagements)]
+            else:
+                done.append(event)
+        if invalid:
+            await self.run_batch(invalid, self.on_engagements)
+            done.extend(event for event, _ in invalid)
+        limit = self.settings.batch_max_events
+        while True:
+            items: list[tuple[EventT[Any], list[Routed] | Invalid]] = []
+            applied: list[EventT[Any]] = []
+            more = False
+            for partition, merge in self.merges.items():
+                released = merge.release(limit)
+                if not released:
+                    continue
+                more = more or len(released) == limit
+                items.append((self.bundle_context[partition], [r for r, _ in released]))
+                for _, bundle_event in released:
+                    entry = self.unreleased[id(bundle_event)]
+                    entry[1] -= 1
+                    if not entry[1]:
+                        applied.append(bundle_event)
+                        del self.unreleased[id(bundle_event)]
+            if not items:
+                break
+            await self.run_batch(items, self.on_engagements)
+            for event in applied:
+                await stream.ack(event)
+            if not more:
+                break
+            await asyncio.sleep(0)
+        for event in done:
+            await stream.ack(event)
 
     async def on_engagements(self, event: EventT[Any], routed: list[Routed] | Invalid) -> None:
-        """Target steps for a partition's engagements (from `merge_engagements`)."""
+        """Target steps for engagements released by a partition's merge, in that order."""
         if isinstance(routed, Invalid):
             await self.dead_letter(routed, event)
             return
         partition = event.message.partition
         cache = self.cache(partition)
-        clock = self.clocks.get(partition)
-        if clock is None:
-            clock = self.clocks[partition] = await self.rebuild_watch(partition)
-            if routed:
-                resumed = clock.resume(routed[0][0].ts, cache.state_of, self.model)
-                for change, day in resumed:
-                    cache.mark(change.user)
-                    await self.publish(change, f"decay:{day}", partition)
         for engagement, origin in routed:
+            clock = await self.watch(partition, engagement.ts)
             self.metrics.event_time(engagement.ts, partition)
             for change, day in clock.advance(engagement.ts, cache.state_of, self.model):
                 cache.mark(change.user)
@@ -426,20 +534,36 @@ class Pipeline:
             elif out.change is not None:
                 await self.publish(out.change, engagement.id, partition)
 
-    async def rebuild_watch(self, partition: int) -> DecayWatch:
-        """The partition's decay watch from the stored users (after a start or a rebalance):
-        those whose published score is high enough to fall a point by decay alone."""
-        watch = DecayWatch()
+    async def watch(self, partition: int, ts: int) -> DecayWatch:
+        """The partition's decay watch, created here and nowhere else: on the first event of
+        the partition after a start or a rebalance, from the stored users of that partition,
+        and resumed at that event's time (`DecayWatch.resume`), whether that event is an
+        input or an engagement."""
+        watch = self.clocks.get(partition)
+        if watch is not None:
+            return watch
+        if self.watched is None:
+            self.watched = await self.scan_watched_users()
+        watch = self.clocks[partition] = DecayWatch(users=self.watched.pop(partition, {}))
+        cache = self.cache(partition)
+        for change, day in watch.resume(ts, cache.state_of, self.model):
+            cache.mark(change.user)
+            await self.publish(change, f"decay:{day}", partition)
+        return watch
+
+    async def scan_watched_users(self) -> dict[int, dict[str, None]]:
+        """Stored users whose published score is high enough to fall a point by decay alone,
+        by partition: one pass over the table, the event loop free every few thousand rows."""
         floor = self.model.decay_check_min_score
+        watched: dict[int, dict[str, None]] = {}
         for scanned, (key, value) in enumerate(list(self.table.items())):
             if scanned % 2000 == 1999:
                 await asyncio.sleep(0)  # a large table: let heartbeats and fetches through
-            if key_partition(key, self.partition_count) != partition:
-                continue
             published = decode_stored(value).state.published
             if published is not None and published >= floor:
-                watch.users[key.decode()] = None
-        return watch
+                partition = key_partition(key, self.partition_count)
+                watched.setdefault(partition, {})[key.decode()] = None
+        return watched
 
     async def on_control(self, event: EventT[Any], _: None = None) -> None:
         message = event.message
@@ -483,6 +607,12 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_credentials=_credentials(settings),
         producer_acks=-1,
+        # Faust would wait, at every rebalance and stop, for every message it delivered to be
+        # acknowledged: the inputs and engagements held for event-time order never are, so
+        # a worker with a backlog hung for minutes on SIGTERM and its group rebalanced over
+        # and over. Held messages are dropped instead (redelivered to the next owner); a batch
+        # in flight finishes under the batch lock (`on_revoked`).
+        stream_wait_empty=False,
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,
@@ -503,14 +633,16 @@ def create_app(settings: Settings, model: Model) -> faust.App:
 
     @app.timer(settings.align_max_wait_s / 2)  # type: ignore[untyped-decorator]
     async def release_held_inputs() -> None:
-        """Inputs held for a partition that went quiet go once `align_max_wait_s` passed."""
-        if len(pipeline.aligner) and pipeline.input_stream is not None:
+        """Inputs held for a partition that went quiet go once `align_max_wait_s` passed;
+        progress that changed without an input (a partition found idle) is announced."""
+        if pipeline.input_stream is not None:
             await pipeline.run_inputs([])
 
     @app.agent(pipeline.engagements, name="receive")
     async def receive(stream: faust.StreamT[bytes]) -> None:
-        async for events in cast(Stream[bytes], stream).take_events(batch, within=within):
-            await pipeline.run_batch(pipeline.merge_engagements(events), pipeline.on_engagements)
+        engagements = pipeline.engagement_stream = cast(Stream[bytes], stream)
+        async for events in engagements.noack_take(batch, within=within):
+            await pipeline.run_engagements(cast(Sequence[EventT[Any]], events))
 
     @app.agent(pipeline.control, name="control")
     async def control(stream: faust.StreamT[bytes]) -> None:
@@ -523,6 +655,8 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         # the broker) before its decoded users are dropped (found by a kill test).
         async with pipeline.lock:
             pipeline.reset()
+            if settings.processing_guarantee == "at_least_once":
+                await app.consumer.commit()  # what Faust's wait for streams did besides waiting
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, **__: Any) -> None:
@@ -534,10 +668,6 @@ def create_app(settings: Settings, model: Model) -> faust.App:
 
     install_start_seek(app, settings)  # --from: uncommitted input partitions start at that time
     return app
-
-
-def _engagement_time(routed: Routed) -> int:
-    return routed[0].ts
 
 
 def _credentials(settings: Settings) -> Any:

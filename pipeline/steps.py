@@ -13,11 +13,13 @@ event that caused them, so a re-sent engagement is recognised by its target too.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import orjson
 
+from pipeline.merge import Progress, Source
 from scoring import (
     Engagement,
     Event,
@@ -77,26 +79,50 @@ Routed = tuple[Engagement, Position]
 """An engagement on its way to its target, with the position of the event that caused it."""
 
 
-def encode_engagements(routed: list[Routed]) -> bytes:
-    """A bundle of engagements bound for one partition: one Kafka message for many."""
+class Bundle(NamedTuple):
+    """One repartition message: engagements bound for one partition, and how far each of the
+    sender's input partitions has sent its engagements (`pipeline.merge`)."""
+
+    engagements: list[Routed]
+    progress: list[tuple[Source, Progress]]
+
+
+def encode_engagements(
+    routed: list[Routed], progress: Sequence[tuple[Source, Progress]] = ()
+) -> bytes:
+    """A bundle: one Kafka message for many engagements, with the sender's progress."""
     return orjson.dumps(
-        [
-            [*engagement, origin.topic, origin.partition, origin.offset]
-            for engagement, origin in routed
-        ]
+        {
+            "engagements": [
+                [*engagement, origin.topic, origin.partition, origin.offset]
+                for engagement, origin in routed
+            ],
+            "progress": [[*source, time, idle] for source, (time, idle) in progress],
+        }
     )
 
 
-def decode_engagements(data: bytes) -> list[Routed]:
+def decode_engagements(data: bytes) -> Bundle:
+    """A bundle (a bare list of rows, as workers before `pipeline.merge` sent, has no progress)."""
     try:
-        rows = orjson.loads(data)
+        doc = orjson.loads(data)
+        rows, announced = (
+            (doc, []) if isinstance(doc, list) else (doc["engagements"], doc["progress"])
+        )
         out: list[Routed] = []
         for *values, topic, partition, offset in rows:
             values[-1] = tuple(values[-1])  # ref_hashtags
             out.append((Engagement(*values), Position(topic, partition, offset)))
-    except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        progress: list[tuple[Source, Progress]] = []
+        for topic, partition, time, idle in announced:
+            if not isinstance(topic, int) or not isinstance(partition, int):
+                raise TypeError("a progress row's source must be two integers")
+            if time is not None and not isinstance(time, int):
+                raise TypeError("a progress row's time must be an integer or null")
+            progress.append(((topic, partition), Progress(time, bool(idle))))
+    except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
         raise StateError(f"engagement bundle is not a list of engagement rows: {exc}") from exc
-    return out
+    return Bundle(out, progress)
 
 
 class UserCache:

@@ -1,0 +1,129 @@
+"""Engagements applied at their target in event-time order across every source partition.
+
+An engagement travels from its actor's partition (the source: an input topic partition) to its
+target's partition through the repartition topic. Each worker aligns only the input partitions
+it owns (`pipeline.aligner`), so the sources of one target partition advance at the pace of
+whichever worker owns them. In a steady run the workers stay close; after a failover they do
+not: while one worker is dead, recovering or catching up, the others run ahead by hours or days
+of event time, and their engagements reach a target before the ones the slow sources still owe
+it. The model tolerates lateness only up to its lateness horizon (`open_days`: an engagement for
+a day already folded counts as regular mass, not burst), so such runs scored hundreds of users
+differently from `influence replay`.
+
+Flink solves this with watermarks, and so does this module: every source announces how far in
+event time it has sent its engagements (`Progress`), and a target partition releases a held
+engagement only when every source has either passed its time or has nothing more to send (idle:
+its owner reads nothing more for it from the broker). Engagements of one source keep their order
+(the target's offset guard relies on it). The result is the order `influence replay` applies,
+whatever the number of workers and whatever failed, give or take engagements of equal time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Generic, NamedTuple, TypeVar
+
+Item = TypeVar("Item")
+Source = tuple[int, int]
+"""An input partition as (input topic index, partition): the origin of an engagement."""
+
+
+class Progress(NamedTuple):
+    """How far a source has sent its engagements: `time` (None: nothing sent yet), `idle`."""
+
+    time: int | None
+    idle: bool
+
+
+@dataclass(slots=True)
+class SourceMerge(Generic[Item]):
+    """One target partition's held engagements, released oldest first across all sources."""
+
+    sources: frozenset[Source]
+    """Every source that may send engagements here: all partitions of all input topics."""
+    progress: dict[Source, Progress] = field(default_factory=dict)
+    queues: dict[Source, deque[tuple[int, Item]]] = field(default_factory=dict)
+    held: int = 0
+
+    def announce(self, source: Source, time: int | None, idle: bool) -> None:
+        """A source's progress. Times only move forward: after a failover the new owner
+        re-sends from the committed offset, and what the old owner announced still holds (its
+        engagements up to that time are on the topic already)."""
+        known = self.progress.get(source)
+        if known is not None and known.time is not None and (time is None or time < known.time):
+            time = known.time
+        self.progress[source] = Progress(time, idle)
+
+    def add(self, source: Source, ts: int, item: Item) -> None:
+        queue = self.queues.get(source)
+        if queue is None:
+            queue = self.queues[source] = deque()
+        queue.append((ts, item))
+        self.held += 1
+
+    def _frontier(self) -> float:
+        """The latest time every source without a held engagement has passed."""
+        frontier = float("inf")
+        queues, progress = self.queues, self.progress
+        for source in self.sources:
+            if queues.get(source):
+                continue
+            known = progress.get(source)
+            if known is None or (not known.idle and known.time is None):
+                return float("-inf")
+            if not known.idle and known.time is not None and known.time < frontier:
+                frontier = known.time
+        return frontier
+
+    def release(self, limit: int) -> list[Item]:
+        """Up to `limit` held engagements that may be applied now, oldest first (ties: by
+        source); each source's engagements in the order they arrived."""
+        out: list[Item] = []
+        if not self.held:
+            return out
+        queues = self.queues
+        heads = [(queue[0][0], source) for source, queue in queues.items() if queue]
+        heapq.heapify(heads)
+        frontier = self._frontier()
+        while heads and len(out) < limit:
+            ts, source = heads[0]
+            if ts > frontier:
+                break
+            queue = queues[source]
+            out.append(queue.popleft()[1])
+            if queue:
+                heapq.heapreplace(heads, (queue[0][0], source))
+            else:
+                heapq.heappop(heads)
+                frontier = self._frontier()  # this source now constrains by its progress
+        self.held -= len(out)
+        return out
+
+    def waiting_on(self) -> list[Source]:
+        """Sources holding the oldest engagement back (for logs and metrics)."""
+        heads = [queue[0][0] for queue in self.queues.values() if queue]
+        if not heads:
+            return []
+        oldest = min(heads)
+        return sorted(
+            source
+            for source in self.sources
+            if not self.queues.get(source) and not _passed(self.progress.get(source), oldest)
+        )
+
+
+def _passed(progress: Progress | None, ts: int) -> bool:
+    if progress is None:
+        return False
+    return progress.idle or (progress.time is not None and progress.time >= ts)
+
+
+def all_sources(input_topics: int, partitions: int) -> frozenset[Source]:
+    return frozenset((topic, p) for topic in range(input_topics) for p in range(partitions))
+
+
+def changed(previous: Iterable[tuple[Source, Progress]], now: dict[Source, Progress]) -> bool:
+    return dict(previous) != now

@@ -121,10 +121,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from pipeline.reprocess import prepare_worker
+    from pipeline.reprocess import worker_settings
     from pipeline.worker import run_worker
 
-    return run_worker(prepare_worker(_settings(args)), loglevel=args.loglevel)
+    # A shadow's topics are created by run_worker, once it holds its data directory.
+    return run_worker(worker_settings(_settings(args)), loglevel=args.loglevel)
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
@@ -284,7 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--model", metavar="FILE", help="model file (default: bundled v1)")
     worker.add_argument("--app-id", help="consumer group / state namespace")
     worker.add_argument("--web-port", type=int, help="port of this worker's web server")
-    worker.add_argument("--data-dir", help="where RocksDB tables live")
+    worker.add_argument(
+        "--data-dir",
+        help="holds <app id>/ with this worker's RocksDB tables; one per running worker",
+    )
     worker.add_argument("--loglevel", default="info")
     worker.add_argument(
         "--shadow",

@@ -14,10 +14,21 @@ import orjson
 from scoring import Event, Explanation, Invalid, ScoreChange, parse_event
 from scoring.events import MAX_TS_MS, MIN_TS_MS
 
+ACCEPTED_TIMES = "2000-01-01T00:00:00Z to 2079-12-31T23:59:59.999Z"
+"""The event times the model can score (`scoring.events.MIN_TS_MS` .. `MAX_TS_MS`)."""
+
 MAX_EVENT_BYTES = 64 * 1024
 SCORE_EVENT_TYPE = "influence.score.changed.v1"
 DEAD_LETTER_TYPE = "influence.dead_letter.v1"
 HIGGS_KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideWindow(Invalid):
+    """`bad_value` for an event time outside `ACCEPTED_TIMES`, with that time, so that the
+    worker can tell a time ahead of its clock apart (`refuse_future`: `ts_in_future`)."""
+
+    ts: int
 
 
 def decode_json_event(data: bytes) -> Event | Invalid:
@@ -29,7 +40,14 @@ def decode_json_event(data: bytes) -> Event | Invalid:
     except orjson.JSONDecodeError as exc:
         reason = "bad_utf8" if "utf-8" in str(exc).lower() else "bad_json"
         return Invalid(reason, str(exc)[:200])
-    return parse_event(obj)
+    decoded = parse_event(obj)
+    if isinstance(decoded, Invalid) and decoded.reason == "bad_value" and type(obj) is dict:
+        ts = obj.get("ts")
+        # The decoder checks kind and ts before any other value, so a bad_value with a
+        # time outside the window is that time's.
+        if type(ts) is int and not MIN_TS_MS <= ts <= MAX_TS_MS:
+            return OutsideWindow("bad_value", decoded.detail, ts)
+    return decoded
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -43,13 +61,28 @@ def key_partition(key: bytes, partitions: int) -> int:
     return (hashed & 0x7FFFFFFF) % partitions
 
 
-def refuse_future(event: Event, now_ms: int, max_ahead_ms: int) -> Invalid | None:
+def refuse_future(decoded: Event | Invalid, now_ms: int, max_ahead_ms: int) -> Invalid | None:
     """`ts_in_future` for an event time more than `max_ahead_ms` after `now_ms` (wall clock:
-    the one plausibility check event time gets, against producers with a broken clock)."""
-    if event.ts - now_ms <= max_ahead_ms:
+    the one plausibility check event time gets, against producers with a broken clock).
+
+    Also for a decoded `OutsideWindow` time that far ahead: the decoder refuses any time
+    after 2079 (`bad_value`), but a worker should say what the operator has to look for, a
+    producer's clock or unit. Call it before returning the decoder's refusal; None for any
+    other refusal and for a time not that far ahead.
+    """
+    if isinstance(decoded, Invalid):
+        if not isinstance(decoded, OutsideWindow) or decoded.ts - now_ms <= max_ahead_ms:
+            return None
+        return Invalid(
+            "ts_in_future",
+            f"event time {decoded.ts} ms is more than {max_ahead_ms} ms after {now_ms}, "
+            f"and outside the event times accepted ({ACCEPTED_TIMES})",
+        )
+    if decoded.ts - now_ms <= max_ahead_ms:
         return None
     return Invalid(
-        "ts_in_future", f"event time {event.ts} ms is more than {max_ahead_ms} ms after {now_ms}"
+        "ts_in_future",
+        f"event time {decoded.ts} ms is more than {max_ahead_ms} ms after {now_ms}",
     )
 
 
@@ -66,7 +99,7 @@ def decode_higgs_line(line: bytes, line_number: int) -> Event | Invalid:
         return Invalid("wrong_type", "timestamp must be integer seconds")
     ts = int(seconds) * 1000
     if not MIN_TS_MS <= ts <= MAX_TS_MS:
-        return Invalid("bad_value", "timestamp is out of range")
+        return OutsideWindow("bad_value", "timestamp is out of range", ts)
     try:
         actor_id, target_id = actor.decode("utf-8"), target.decode("utf-8")
     except UnicodeDecodeError:

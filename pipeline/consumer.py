@@ -30,7 +30,7 @@ recovery:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any, cast
 
@@ -63,6 +63,20 @@ class AtLeastOnceConsumer(Consumer):
     """First offset of each partition delivered while a seek ran (streams may have dropped it)."""
     _rewound: dict[TP, int]
     """Where the last seek moved partitions that have no committed offset."""
+    _dropped: dict[TP, int] | None = None
+    """First offset of each partition that the pipeline dropped unacknowledged since the
+    last seek (held for event-time order when a rebalance emptied its holds)."""
+
+    def redeliver(self, offsets: Mapping[TP, int]) -> None:
+        """Records delivered, then dropped unacknowledged: the seek that ends the rebalance
+        must deliver them again. Faust's seek to the committed offset does that, except for a
+        partition with no committed offset yet, which it leaves where it is; without this, the
+        next record's acknowledgement would have committed past the dropped ones (lost)."""
+        dropped = self._dropped if self._dropped is not None else {}
+        for tp, offset in offsets.items():
+            if offset < dropped.get(tp, offset + 1):
+                dropped[tp] = offset
+        self._dropped = dropped
 
     async def perform_seek(self) -> None:
         self._seeking, self._during = True, {}
@@ -71,13 +85,21 @@ class AtLeastOnceConsumer(Consumer):
         finally:
             self._seeking = False
         self._rewound = {}
-        await self._rewind_uncommitted(self._during)
+        first = dict(self._during)
+        for tp, offset in (self._dropped or {}).items():
+            if offset < first.get(tp, offset + 1):
+                first[tp] = offset
+        self._dropped = None
+        await self._rewind_uncommitted(first)
         self._seeks += 1
 
     async def _rewind_uncommitted(self, first: dict[TP, int]) -> None:
         """Faust's seek moves only partitions with a committed offset above 0 (aiokafka's
         `seek_to_committed`); the others are moved back to the first record delivered."""
+        assigned = self.assignment()
         for tp, offset in first.items():
+            if tp not in assigned:
+                continue
             if not self._committed_offset.get(tp) and not self._is_changelog_tp(tp):
                 await self.seek(tp, offset)
                 self._rewound[tp] = offset

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -44,6 +45,7 @@ from pipeline.codec import (
     score_change_json,
 )
 from pipeline.consumer import AtLeastOnceConsumer
+from pipeline.leaders import Leaders
 from pipeline.merge import Progress, Source, SourceMerge, all_sources
 from pipeline.metrics import PipelineMetrics
 from pipeline.reprocess import install_start_seek
@@ -54,7 +56,6 @@ from pipeline.steps import (
     UserCache,
     actor_step,
     decode_engagements,
-    decode_stored,
     encode_engagements,
     target_step,
 )
@@ -156,19 +157,24 @@ class Pipeline:
         self.watched: dict[int, dict[str, None]] | None = None
         """Stored users decay may move, by partition: one table scan per assignment feeds
         the watch of each partition when it is first needed."""
+        self.leaders = Leaders(count, model)
+        """Users by score bound, for GET /top and the state gauges (`pipeline.leaders`)."""
         self.outbox: dict[tuple[int, int], list[Routed]] = {}
         """Engagements of the running batch by (source partition, target partition)."""
         self.sources = all_sources(len(names.inputs), count)
-        self.merges: dict[int, SourceMerge[tuple[Routed, EventT[Any]]]] = {}
+        self.merges: dict[int, SourceMerge[tuple[Routed, list[Any]]]] = {}
         """Per target partition: engagements held until every source has passed their time."""
-        self.unreleased: dict[int, list[Any]] = {}
-        """Repartition messages with held engagements: id -> [event, engagements held]."""
+        self.pending_acks: dict[int, deque[list[Any]]] = {}
+        """Per repartition partition, its messages not acknowledged yet, in offset order, each
+        as [event, engagements still held]."""
         self.bundle_context: dict[int, EventT[Any]] = {}
         """Per target partition: its latest repartition message (the event a release runs as)."""
         self.released_ts: dict[TP, int] = {}
         """Per owned input partition: the latest event time released to the actor step."""
         self.progress_sent: dict[Source, Progress] = {}
         self.lock = asyncio.Lock()
+        self.assignment = 0
+        """Counts rebalances (`reset`): work taken before one is not done after it."""
         self.aligner: EventTimeAligner[tuple[EventT[Any], Event | Invalid]] = EventTimeAligner(
             self.has_more, settings.align_max_wait_s
         )
@@ -186,23 +192,41 @@ class Pipeline:
     def reset(self) -> None:
         """Partitions moved: decoded users, stream clocks and held inputs may belong elsewhere
         now (held inputs were never acknowledged: they will be delivered again)."""
+        self.assignment += 1
         self.caches.clear()
         self.clocks.clear()
         self.watched = None
-        self.aligner.forget()
+        self.leaders.clear()
+        self.dropped(event for event, _ in self.aligner.forget())
+        self.dropped(entry[0] for pending in self.pending_acks.values() for entry in pending)
         self.merges.clear()
-        self.unreleased.clear()
+        self.pending_acks.clear()
         self.bundle_context.clear()
         self.released_ts.clear()
         self.progress_sent.clear()
+
+    def dropped(self, events: Iterable[EventT[Any]]) -> None:
+        """Messages delivered and never acknowledged that the pipeline lets go (a rebalance):
+        the consumer's next seek delivers them again (`AtLeastOnceConsumer.redeliver`)."""
+        first: dict[TP, int] = {}
+        for event in events:
+            message = event.message
+            if message.offset < first.get(message.tp, message.offset + 1):
+                first[message.tp] = message.offset
+        if first:
+            cast(AtLeastOnceConsumer, self.app.consumer).redeliver(first)
 
     def track_inputs(self, assigned: Iterable[TP]) -> None:
         inputs = sorted(tp for tp in assigned if tp.topic in self.input_index)
         self.aligner.track(list(inputs))
 
     def has_more(self, tp: Any, last_offset: int) -> bool:
-        """Does the broker hold input beyond what reached the aligner (for its timing only)?"""
+        """Does the broker hold input beyond what reached the aligner? (Its timing, and whether
+        a partition is idle for the progress it announces.) A partition the consumer does not
+        hold at the moment (between the phases of a rebalance) may have more."""
         consumer = self.app.consumer
+        if tp not in consumer.assignment():
+            return True
         highwater = consumer.highwater(tp)
         if highwater is None:
             return last_offset < 0
@@ -232,11 +256,17 @@ class Pipeline:
         stream = self.input_stream
         assert stream is not None
         limit = self.settings.batch_max_events
+        assignment = self.assignment
         while True:
             ready.extend(aligner.release(limit))
             if not ready and not self.progress_due():
                 return
-            await self.run_batch(ready, self.on_input, finish=self.send_progress)
+            done = await self.run_batch(
+                ready, self.on_input, finish=self.send_progress, assignment=assignment
+            )
+            if not done:
+                self.dropped(event for event, _ in ready)
+                return
             for event, _ in ready:
                 await stream.ack(event)
             if len(ready) < limit:
@@ -286,10 +316,17 @@ class Pipeline:
         items: Sequence[tuple[EventT[Any], Payload]],
         handle: Callable[[EventT[Any], Payload], Awaitable[None]],
         finish: Callable[[dict[int, EventT[Any]]], Awaitable[None]] | None = None,
-    ) -> None:
+        assignment: int | None = None,
+    ) -> bool:
         """Handles a batch, then makes its outputs durable, then writes its changed users.
-        `finish` sends what must follow the batch's engagements (progress announcements)."""
+        `finish` sends what must follow the batch's engagements (progress announcements).
+
+        False, and nothing done, when the partitions moved since `assignment`: the items were
+        taken from an aligner or a merge that a rebalance has since emptied, and the next
+        owner is redelivered them."""
         async with self.lock:
+            if assignment is not None and assignment != self.assignment:
+                return False
             last_of_partition: dict[int, EventT[Any]] = {}
             for event, payload in items:
                 with as_current(event):
@@ -312,6 +349,7 @@ class Pipeline:
             await self.app.producer.flush()
             for sent in last_sent.values():
                 self.persist_changelog_offset(await sent)
+        return True
 
     async def write_users(self, cache: UserCache, partition: int) -> Awaitable[Any]:
         """A partition's changed users into the table's store, and their changelog records
@@ -319,7 +357,7 @@ class Pipeline:
         record through Faust's send buffer (a third of a worker's time on the Higgs burst,
         "producer buffer full" in its log). Returns the last record's delivery future."""
         sent: Awaitable[Any] | None = None
-        for key, value in cache.flush(self.table.data):
+        for key, value in self.leaders.flush(partition, cache, self.table.data):
             sent = await self.send(self.table.changelog_topic, key, value, partition)
         assert sent is not None
         return sent
@@ -418,11 +456,11 @@ class Pipeline:
             if value is not None
             else Invalid("not_an_object", "empty message")
         )
-        if isinstance(decoded, Invalid):
-            return decoded
         future = refuse_future(decoded, int(time.time() * 1000), self.max_ahead_ms)
         if future is not None:
             return future
+        if isinstance(decoded, Invalid):
+            return decoded
         key = decoded.actor.encode()
         if message.key is not None and message.key != key:
             # The actor's state lives in the partition of its key: a mis-keyed event would
@@ -452,7 +490,7 @@ class Pipeline:
         for change in out.changes:
             await self.publish(change, decoded.id, message.partition)
 
-    def merge(self, partition: int) -> SourceMerge[tuple[Routed, EventT[Any]]]:
+    def merge(self, partition: int) -> SourceMerge[tuple[Routed, list[Any]]]:
         merge = self.merges.get(partition)
         if merge is None:
             merge = self.merges[partition] = SourceMerge(self.sources)
@@ -460,37 +498,43 @@ class Pipeline:
 
     async def run_engagements(self, events: Sequence[EventT[Any]]) -> None:
         """Repartition messages: engagements held per target partition until every source
-        has passed their event time (`pipeline.merge`), then applied a slice at a time; a
-        message is acknowledged once all its engagements are applied and stored."""
-        stream = self.engagement_stream
-        assert stream is not None
-        done: list[EventT[Any]] = []
+        has passed their event time (`pipeline.merge`), then applied a slice at a time.
+
+        Messages are acknowledged in offset order, each once all its engagements are applied
+        and stored: Faust commits past a one-offset hole at the head of a partition (it takes
+        it for a transaction marker), so a message acknowledged while an earlier one is held
+        would let the commit skip the held one, and a restart lose it.
+        """
+        assignment = self.assignment
         invalid: list[tuple[EventT[Any], list[Routed] | Invalid]] = []
         for event in events:
             message = event.message
+            pending = self.pending_acks.setdefault(message.partition, deque())
             try:
                 bundle = decode_engagements(message.value or b"")
             except StateError as exc:
                 invalid.append((event, Invalid("bad_engagement", str(exc)[:200])))
+                pending.append([event, 1])
                 continue
             merge = self.merge(message.partition)
             for source, (announced, idle) in bundle.progress:
                 merge.announce(source, announced, idle)
+            entry: list[Any] = [event, len(bundle.engagements)]
             for routed in bundle.engagements:
                 origin = routed[1]
-                merge.add((origin.topic, origin.partition), routed[0].ts, (routed, event))
+                merge.add((origin.topic, origin.partition), routed[0].ts, (routed, entry))
             self.bundle_context[message.partition] = event
-            if bundle.engagements:
-                self.unreleased[id(event)] = [event, len(bundle.engagements)]
-            else:
-                done.append(event)
+            pending.append(entry)
         if invalid:
-            await self.run_batch(invalid, self.on_engagements)
-            done.extend(event for event, _ in invalid)
+            if not await self.run_batch(invalid, self.on_engagements, assignment=assignment):
+                self.dropped(event for event, _ in invalid)
+                return
+            for event, _ in invalid:
+                self.pending_acks[event.message.partition][-1][1] = 0
         limit = self.settings.batch_max_events
         while True:
             items: list[tuple[EventT[Any], list[Routed] | Invalid]] = []
-            applied: list[EventT[Any]] = []
+            applied: list[list[Any]] = []
             more = False
             for partition, merge in self.merges.items():
                 released = merge.release(limit)
@@ -498,22 +542,25 @@ class Pipeline:
                     continue
                 more = more or len(released) == limit
                 items.append((self.bundle_context[partition], [r for r, _ in released]))
-                for _, bundle_event in released:
-                    entry = self.unreleased[id(bundle_event)]
-                    entry[1] -= 1
-                    if not entry[1]:
-                        applied.append(bundle_event)
-                        del self.unreleased[id(bundle_event)]
-            if not items:
-                break
-            await self.run_batch(items, self.on_engagements)
-            for event in applied:
-                await stream.ack(event)
+                applied.extend(entry for _, entry in released)
+            if items and not await self.run_batch(
+                items, self.on_engagements, assignment=assignment
+            ):
+                return
+            for held in applied:
+                held[1] -= 1
+            await self.ack_applied()
             if not more:
                 break
             await asyncio.sleep(0)
-        for event in done:
-            await stream.ack(event)
+
+    async def ack_applied(self) -> None:
+        """Acknowledges, partition by partition, the leading messages with nothing held."""
+        stream = self.engagement_stream
+        assert stream is not None
+        for pending in self.pending_acks.values():
+            while pending and pending[0][1] == 0:
+                await stream.ack(pending.popleft()[0])
 
     async def on_engagements(self, event: EventT[Any], routed: list[Routed] | Invalid) -> None:
         """Target steps for engagements released by a partition's merge, in that order."""
@@ -559,7 +606,7 @@ class Pipeline:
         for scanned, (key, value) in enumerate(list(self.table.items())):
             if scanned % 2000 == 1999:
                 await asyncio.sleep(0)  # a large table: let heartbeats and fetches through
-            published = decode_stored(value).state.published
+            published = self.leaders.scanned(key, value).state.published
             if published is not None and published >= floor:
                 partition = key_partition(key, self.partition_count)
                 watched.setdefault(partition, {})[key.decode()] = None
@@ -583,6 +630,7 @@ class Pipeline:
             await self.dead_letter(Invalid("key_mismatch", "message key must be the user"), event)
             return
         self.cache(message.partition).forget(user)
+        self.leaders.forget(message.partition, user)
         for clock in self.clocks.values():
             clock.forget(user)
         await self.send(self.score_changes, user.encode(), None)
@@ -595,7 +643,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         settings.app_id,
         broker=brokers,
         store=settings.store,
-        datadir=settings.data_dir,
+        datadir=settings.app_data_dir,
         processing_guarantee=settings.processing_guarantee,
         web_bind=settings.web_host,
         web_host=settings.web_advertised_host or settings.web_host,

@@ -24,7 +24,7 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder
 
 PREFIX = "influence"
 LATENCY_BUCKETS_S = (
@@ -82,6 +82,9 @@ class PipelineMetrics:
     """
 
     model_version: str
+    core: str = "python"
+    """The scoring core this process runs, `python` or `native` (`pipeline.native_engine`):
+    the `core` label of `influence_model_info`. Workers run the Python core."""
     clock: Callable[[], float] = time.time
     """Wall clock, only for the event-time lag (now - event time of the last event)."""
     consumed_counts: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -158,8 +161,17 @@ class PipelineMetrics:
         self.rebalances += 1
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
+        """The Prometheus text exposition (format 0.0.4) of every metric. That format has no
+        info type: `influence_model_info` is written as a gauge there."""
         return generate_latest(self.registry)
+
+    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """Body and content type for a scrape with this `Accept` header: OpenMetrics when the
+        scraper asks for it (Prometheus does), where `influence_model` is of type info, else
+        `render`'s text format. What `influence replay --metrics-port` serves."""
+        encoder, content_type = choose_encoder(accept or "")
+        body: bytes = encoder(self.registry)
+        return body, content_type
 
 
 class _Collector:
@@ -198,7 +210,8 @@ class _Collector:
         )
         yield _counter(
             "score_changes",
-            "Score-change events produced, by cause (engagement, action, decay).",
+            "Score-change events produced, by cause "
+            "(engagement, reciprocity, topics, audience, decay).",
             ("cause",),
             {(k,): float(v) for k, v in dict(m.score_change_counts).items()},
         )
@@ -251,8 +264,10 @@ class _Collector:
             "Changelog messages still to replay before the tables are recovered.",
             value=float(recovery.remaining_messages if recovery is not None else 0),
         )
-        info = InfoMetricFamily(f"{PREFIX}_model", "Version of the scoring model in use.")
-        info.add_metric((), {"version": m.model_version})
+        info = InfoMetricFamily(
+            f"{PREFIX}_model", "Version of the scoring model in use, and the core running it."
+        )
+        info.add_metric((), {"version": m.model_version, "core": m.core})
         yield info
         yield GaugeMetricFamily(
             f"{PREFIX}_up", "1 when this process is serving.", value=float(m.up)

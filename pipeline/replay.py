@@ -115,9 +115,11 @@ def snapshot_lines(engine: AnyEngine, now: int) -> Iterator[bytes]:
         yield orjson.dumps(fields)
 
 
-def top_table(engine: AnyEngine, now: int, count: int) -> str:
-    """The `count` highest-scored users with their top reasons, as a small text table."""
+def top_scores(engine: AnyEngine, now: int, count: int) -> list[tuple[float, str]]:
+    """The `count` highest (score, user) at event time `now` among users who received
+    engagement, ties by user id: the ranking of `--top` (and what GET /top must equal)."""
     model = engine.model
+    scored: list[tuple[float, str]]
     if isinstance(engine, NativeEngine):
         scored = engine.scores(now)
     else:
@@ -127,8 +129,14 @@ def top_table(engine: AnyEngine, now: int, count: int) -> str:
             if state.received is not None
         ]
     scored.sort(key=lambda row: (-row[0], row[1]))
+    return scored[:count]
+
+
+def top_table(engine: AnyEngine, now: int, count: int) -> str:
+    """The `count` highest-scored users with their top reasons, as a small text table."""
+    model = engine.model
     lines = [f"{'user':<20} {'score':>6}  reasons"]
-    for score, user in scored[:count]:
+    for score, user in top_scores(engine, now, count):
         state = engine.states[user]
         why = reasons(state, read_mass(state, now, model), model)[:4]
         described = ", ".join(f"{r.code} {r.points:+.1f}" for r in why)
@@ -210,8 +218,10 @@ LATENCY_SAMPLE_EVERY = 64
 
 
 def watch_engine(metrics: PipelineMetrics, engine: AnyEngine) -> None:
-    """Makes `metrics` read the engine's own counters at each scrape."""
+    """Makes `metrics` read the engine's own counters at each scrape, and name its core."""
     from pipeline.metrics import StateSize
+
+    metrics.core = "native" if isinstance(engine, NativeEngine) else "python"
 
     def copy_counts(m: PipelineMetrics) -> None:
         stats = engine.stats

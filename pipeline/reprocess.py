@@ -1,7 +1,8 @@
 """Reprocessing: a worker for a model version on a fresh state namespace, from a chosen start.
 
 A shadow worker (`influence worker --model v2.toml --shadow`) runs under its own application
-id, ``<app id>-shadow-<version>``, so its consumer group, users table and changelog are its own;
+id, ``<app id>-shadow-<version>``, so its consumer group, users table, changelog and RocksDB
+directory (``<data dir>/<app id>-shadow-<version>``) are its own;
 it reads the live input and control topics and writes only to its own topics:
 ``<repartition>.shadow.<version>``, ``<score-changes>.shadow.<version>`` and
 ``<dead-letter>.shadow.<version>``. It never writes to a live topic (checked here).
@@ -56,15 +57,22 @@ def shadow_settings(settings: Settings, model: Model) -> Settings:
     return replace(settings, app_id=f"{settings.app_id}-shadow-{slug}", topics=topics, shadow=True)
 
 
-def prepare_worker(settings: Settings) -> Settings:
-    """Settings of a reprocessing worker, with its own topics created when it is a shadow."""
+def worker_settings(settings: Settings) -> Settings:
+    """Settings of a reprocessing worker: a shadow's own app id (hence its own data directory,
+    ``<data dir>/<app id>-shadow-<version>``) and topics. Nothing is created."""
     if not settings.shadow:
         return settings
-    shadow = shadow_settings(settings, load_model(settings.model_path))
+    return shadow_settings(settings, load_model(settings.model_path))
+
+
+def create_own_topics(settings: Settings) -> None:
+    """A shadow worker's own topics (`worker_settings`), created before it starts; live
+    workers use the topics `influence topics create` made."""
+    if not settings.shadow:
+        return
     from pipeline.topics_admin import run_create_topics
 
-    run_create_topics(shadow)
-    return shadow
+    run_create_topics(settings)
 
 
 async def start_offsets(settings: Settings, start_ms: int) -> StartOffsets:

@@ -7,11 +7,22 @@ described by its environment alone (12-factor). Secrets are kept out of ``repr``
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 PREFIX = "INFLUENCE_"
+_APP_ID = re.compile(r"[A-Za-z0-9._-]+")
+"""What an app id may hold: it names Kafka topics (`<id>-users-changelog`) and a directory."""
+
+
+def _check_app_id(app_id: str) -> None:
+    if not _APP_ID.fullmatch(app_id) or app_id in (".", ".."):
+        raise ValueError(
+            f"app id {app_id!r} must be letters, digits, '.', '_' or '-' (it names Kafka "
+            "topics and a directory)"
+        )
 
 
 KIND_TOPIC = {
@@ -60,6 +71,8 @@ class Settings:
     store: str = "rocksdb://"
     """Table store: rocksdb:// for workers, memory:// for tests."""
     data_dir: str = "./influence-data"
+    """Holds one directory per app id (`app_data_dir`); never shared by two running workers of
+    one app id (the worker locks its directory at start)."""
     web_host: str = "127.0.0.1"
     """Address the worker's web server binds (0.0.0.0 in containers)."""
     web_advertised_host: str | None = None
@@ -147,6 +160,15 @@ class Settings:
             raise ValueError("processing_guarantee must be exactly_once or at_least_once")
         if self.partitions < 1:
             raise ValueError("partitions must be at least 1")
+        _check_app_id(self.app_id)
+
+    @property
+    def app_data_dir(self) -> str:
+        """This app id's own directory under `data_dir`: Faust's datadir, so its RocksDB tables
+        live in ``<data_dir>/<app_id>/v1/tables/users-<partition>.db``. Two app ids (a shadow
+        worker, a reprocessing deployment) in one data dir never share a store."""
+        _check_app_id(self.app_id)
+        return os.path.join(self.data_dir, self.app_id)
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Connection options for aiokafka clients (admin, producers, consumers)."""

@@ -3,6 +3,7 @@ what was processed, and `influence replay --metrics-port` serving them during a 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 import socket
@@ -10,10 +11,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import orjson
 import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.metrics import (
@@ -22,6 +27,7 @@ from pipeline.metrics import (
     Recovery,
     StateSize,
 )
+from pipeline.native_engine import Core, NativeEngine
 from pipeline.replay import replay
 from scoring import Model
 from scoring.events import event_to_dict
@@ -42,11 +48,11 @@ CONTRACT = {
     "influence_rebalances": ("counter", set()),
     "influence_recovery_in_progress": ("gauge", set()),
     "influence_recovery_remaining_messages": ("gauge", set()),
-    "influence_model_info": ("gauge", {"version"}),
+    "influence_model_info": ("gauge", {"version", "core"}),
     "influence_up": ("gauge", set()),
 }
 """METRICS.md, as the text format names families (counters without `_total`; an info metric
-is a gauge `<name>_info`)."""
+is a gauge `<name>_info` there, an info `<name>` in OpenMetrics)."""
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -59,6 +65,14 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def families(text: str) -> dict[str, str]:
     return {f.name: f.type for f in text_string_to_metric_families(text)}
+
+
+def openmetrics_families(text: str) -> dict[str, Metric]:
+    """Families of an OpenMetrics exposition, read by the strict OpenMetrics parser."""
+    parse = cast(
+        Callable[[str], Iterator[Metric]], openmetrics_parser.text_string_to_metric_families
+    )
+    return {f.name: f for f in parse(text)}
 
 
 def test_every_metric_of_the_contract_is_exposed_with_its_type() -> None:
@@ -94,7 +108,7 @@ def test_values_follow_what_was_recorded() -> None:
     metrics.duplicate("actor", 4)
     for _ in range(5):
         metrics.score_change("engagement")
-    metrics.score_change("action")
+    metrics.score_change("reciprocity")
     metrics.event_time(1_999_000_000, partition=1)
     metrics.event_time(1_000_000_000, partition=1)  # older: the clock never goes back
     metrics.event_time(1_500_000_000, partition=0)
@@ -116,7 +130,7 @@ def test_values_follow_what_was_recorded() -> None:
     assert values[("influence_dead_letters_total", (("reason", "unknown_kind"),))] == 1
     assert values[("influence_duplicates_skipped_total", (("stage", "actor"),))] == 4
     assert values[("influence_score_changes_total", (("cause", "engagement"),))] == 5
-    assert values[("influence_score_changes_total", (("cause", "action"),))] == 1
+    assert values[("influence_score_changes_total", (("cause", "reciprocity"),))] == 1
     assert values[("influence_last_event_time_seconds", ())] == 1_999_000
     assert values[("influence_event_time_lag_seconds", ())] == pytest.approx(1_000)
     assert values[("influence_rebalances_total", ())] == 2
@@ -128,7 +142,7 @@ def test_values_follow_what_was_recorded() -> None:
         values[("influence_consumer_lag_messages", (("partition", "2"), ("topic", "mentions")))]
         == 41
     )
-    assert values[("influence_model_info", (("version", "v"),))] == 1
+    assert values[("influence_model_info", (("core", "python"), ("version", "v")))] == 1
     assert values[("influence_up", ())] == 1
 
 
@@ -229,7 +243,51 @@ def test_replay_metrics_match_the_replay_summary(tmp_path: Path, model: Model, e
     assert values[("influence_users_tracked", ())] == len(engine.states)
     assert engine.now is not None
     assert values[("influence_last_event_time_seconds", ())] == engine.now / 1000
-    assert values[("influence_model_info", (("version", model.model_version),))] == 1
+    core = "native" if isinstance(engine, NativeEngine) else "python"
+    info = (("core", core), ("version", model.model_version))
+    assert values[("influence_model_info", info)] == 1
+
+
+@pytest.mark.parametrize("core", ["python", "native"])
+def test_model_info_names_the_core_the_replay_ran(
+    tmp_path: Path, model: Model, ev: Events, core: Core
+) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(_stream(ev)) + b"\n")
+    metrics = PipelineMetrics(model.model_version)
+    replay([str(path)], model, metrics=metrics, show_progress=False, core=core)
+    values = samples(metrics.render().decode())
+    info = {labels for (name, labels), _ in values.items() if name == "influence_model_info"}
+    assert info == {(("core", core), ("version", model.model_version))}
+
+
+OPENMETRICS = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3"
+"""The Accept header of a Prometheus scrape (2.x and 3.x ask for OpenMetrics first)."""
+
+
+def test_model_info_is_an_info_metric_in_openmetrics() -> None:
+    """The classic text format has no info type (it writes a gauge `influence_model_info`):
+    a scraper that asks for OpenMetrics gets the info type, under the same series name."""
+    metrics = PipelineMetrics("1.2.3+abc", core="native")
+    metrics.latency(0.02)
+    body, content_type = metrics.exposition(OPENMETRICS)
+    assert content_type.startswith("application/openmetrics-text")
+    parsed = openmetrics_families(body.decode())
+    model_info = parsed["influence_model"]
+    assert model_info.type == "info"
+    assert [(s.name, s.labels, s.value) for s in model_info.samples] == [
+        ("influence_model_info", {"version": "1.2.3+abc", "core": "native"}, 1.0)
+    ]
+    expected = {name: kind for name, (kind, _) in CONTRACT.items()}
+    del expected["influence_model_info"]
+    assert {name: f.type for name, f in parsed.items()} == {**expected, "influence_model": "info"}
+    text, text_type = metrics.exposition(None)
+    assert text == metrics.render() and text_type.startswith("text/plain; version=0.0.4")
+    assert families(text.decode())["influence_model_info"] == "gauge"
+
+
+def _native_built() -> bool:
+    return importlib.util.find_spec("scoring._native") is not None
 
 
 def _free_port() -> int:
@@ -239,8 +297,11 @@ def _free_port() -> int:
         return port
 
 
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+def _scrape(port: int, accept: str | None = None) -> str:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    if accept is not None:
+        request.add_header("Accept", accept)
+    with urllib.request.urlopen(request, timeout=5) as response:
         body: bytes = response.read()
         return body.decode()
 
@@ -276,6 +337,10 @@ def test_replay_serves_metrics_while_it_runs(ev: Events) -> None:
         # The fourth line may still sit in the reader until the next one arrives.
         assert consumed >= 3
         assert values[("influence_up", ())] == 1
+        scraped = openmetrics_families(_scrape(port, OPENMETRICS))
+        assert scraped["influence_model"].type == "info"
+        core = "native" if _native_built() else "python"  # replay's default: auto
+        assert scraped["influence_model"].samples[0].labels["core"] == core
         process.stdin.close()
         assert process.wait(timeout=30) == 0
     finally:

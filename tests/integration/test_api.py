@@ -187,7 +187,8 @@ def test_one_worker_metrics_health_and_queries(
     assert values[("influence_event_time_lag_seconds", ())] > 0
     assert values[("influence_users_tracked", ())] == len(engine.states)
     assert values[("influence_state_bytes", ())] > 0
-    assert values[("influence_model_info", (("version", model.model_version),))] == 1
+    worker_info = (("core", "python"), ("version", model.model_version))  # workers: Python
+    assert values[("influence_model_info", worker_info)] == 1
     assert values[("influence_up", ())] == 1
     assert values[("influence_recovery_in_progress", ())] == 0
     assert values[("influence_rebalances_total", ())] >= 1

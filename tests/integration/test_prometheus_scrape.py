@@ -10,6 +10,7 @@ rules and the dashboard select on.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import socket
 import subprocess
@@ -319,6 +320,7 @@ def test_prometheus_scrapes_a_worker_and_evaluates_the_alert_rules(
         assert prometheus.scalar("influence_up") == 1
         info = prometheus.query("influence_model_info")
         assert [r["metric"]["version"] for r in info] == [model.model_version]
+        assert [r["metric"]["core"] for r in info] == ["python"]  # workers run the Python core
         lag = prometheus.query("influence_consumer_lag_messages")
         assigned = {(r["metric"]["topic"], r["metric"]["partition"]) for r in lag}
         for topic in deployment.topics.inputs:  # one worker owns every partition
@@ -338,6 +340,18 @@ def test_prometheus_scrapes_a_worker_and_evaluates_the_alert_rules(
         prometheus.wait_firing("InfluenceNoWorkerUp")
     finally:
         deployment.stop_all()
+
+
+def _native_built() -> bool:
+    return importlib.util.find_spec("scoring._native") is not None
+
+
+def _assert_model_info(prometheus: Prometheus, core: str) -> None:
+    """`influence_model_info{version, core} 1`, ingested as an info metric (OpenMetrics)."""
+    info = prometheus.query("influence_model_info")
+    assert [(r["metric"]["core"], r["value"][1]) for r in info] == [(core, "1")]
+    metadata = _get_json(f"{prometheus.url}/api/v1/metadata?metric=influence_model")["data"]
+    assert [m["type"] for m in metadata["influence_model"]] == ["info"], metadata
 
 
 def test_prometheus_scrapes_the_embedded_engine(
@@ -363,6 +377,7 @@ def test_prometheus_scrapes_the_embedded_engine(
         prometheus.wait_value("sum(influence_events_consumed_total)", float(len(events)))
         prometheus.wait_value("sum(influence_dead_letters_total)", 1.0)
         assert (prometheus.scalar("sum(influence_score_changes_total)") or 0) > 0
+        _assert_model_info(prometheus, "native" if _native_built() else "python")
         _assert_rules_evaluate(prometheus)
     finally:
         replay.stdin.close()

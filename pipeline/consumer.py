@@ -14,9 +14,10 @@ recovery:
    the broker sends again from the committed offset look older than the read offset and are
    skipped. Records never processed counted as done. And a partition without a committed
    offset is not moved by that seek at all (aiokafka seeks only to committed offsets above 0),
-   so what the streams dropped there was gone. Here a batch stops at the first record after a
+   so what the streams dropped there was gone (and so was what a rebalance took from the
+   streams' buffers and the pipeline's holds). Here a batch stops at the first record after a
    seek and the seek is repeated with nothing in flight, and partitions without a committed
-   offset are moved back to the first record delivered during the seek or left undelivered:
+   offset are moved back to the first record ever delivered there:
    everything is delivered again (what was processed already is recognised by event id).
 2. **Duplicate offsets end the commit.** Faust commits the end of the first run of consecutive
    acknowledged offsets (`Consumer._new_offset`), a list in which a gap's offsets (its last one
@@ -30,7 +31,7 @@ recovery:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any, cast
 
@@ -63,20 +64,8 @@ class AtLeastOnceConsumer(Consumer):
     """First offset of each partition delivered while a seek ran (streams may have dropped it)."""
     _rewound: dict[TP, int]
     """Where the last seek moved partitions that have no committed offset."""
-    _dropped: dict[TP, int] | None = None
-    """First offset of each partition that the pipeline dropped unacknowledged since the
-    last seek (held for event-time order when a rebalance emptied its holds)."""
-
-    def redeliver(self, offsets: Mapping[TP, int]) -> None:
-        """Records delivered, then dropped unacknowledged: the seek that ends the rebalance
-        must deliver them again. Faust's seek to the committed offset does that, except for a
-        partition with no committed offset yet, which it leaves where it is; without this, the
-        next record's acknowledgement would have committed past the dropped ones (lost)."""
-        dropped = self._dropped if self._dropped is not None else {}
-        for tp, offset in offsets.items():
-            if offset < dropped.get(tp, offset + 1):
-                dropped[tp] = offset
-        self._dropped = dropped
+    _yielded: dict[TP, int] | None = None
+    """First offset delivered of each partition that had no committed offset then."""
 
     async def perform_seek(self) -> None:
         self._seeking, self._during = True, {}
@@ -86,10 +75,9 @@ class AtLeastOnceConsumer(Consumer):
             self._seeking = False
         self._rewound = {}
         first = dict(self._during)
-        for tp, offset in (self._dropped or {}).items():
+        for tp, offset in (self._yielded or {}).items():
             if offset < first.get(tp, offset + 1):
                 first[tp] = offset
-        self._dropped = None
         await self._rewind_uncommitted(first)
         self._seeks += 1
 
@@ -124,6 +112,10 @@ class AtLeastOnceConsumer(Consumer):
                     return
                 if self._seeking:
                     self._during.setdefault(tp, message.offset)
+                if not self._committed_offset.get(tp):
+                    if self._yielded is None:
+                        self._yielded = {}
+                    self._yielded.setdefault(tp, message.offset)
                 yield tp, message
 
     def _new_offset(self, tp: TP) -> int | None:

@@ -197,24 +197,12 @@ class Pipeline:
         self.clocks.clear()
         self.watched = None
         self.leaders.clear()
-        self.dropped(event for event, _ in self.aligner.forget())
-        self.dropped(entry[0] for pending in self.pending_acks.values() for entry in pending)
+        self.aligner.forget()
         self.merges.clear()
         self.pending_acks.clear()
         self.bundle_context.clear()
         self.released_ts.clear()
         self.progress_sent.clear()
-
-    def dropped(self, events: Iterable[EventT[Any]]) -> None:
-        """Messages delivered and never acknowledged that the pipeline lets go (a rebalance):
-        the consumer's next seek delivers them again (`AtLeastOnceConsumer.redeliver`)."""
-        first: dict[TP, int] = {}
-        for event in events:
-            message = event.message
-            if message.offset < first.get(message.tp, message.offset + 1):
-                first[message.tp] = message.offset
-        if first:
-            cast(AtLeastOnceConsumer, self.app.consumer).redeliver(first)
 
     def track_inputs(self, assigned: Iterable[TP]) -> None:
         inputs = sorted(tp for tp in assigned if tp.topic in self.input_index)
@@ -265,7 +253,6 @@ class Pipeline:
                 ready, self.on_input, finish=self.send_progress, assignment=assignment
             )
             if not done:
-                self.dropped(event for event, _ in ready)
                 return
             for event, _ in ready:
                 await stream.ack(event)
@@ -527,7 +514,6 @@ class Pipeline:
             pending.append(entry)
         if invalid:
             if not await self.run_batch(invalid, self.on_engagements, assignment=assignment):
-                self.dropped(event for event, _ in invalid)
                 return
             for event, _ in invalid:
                 self.pending_acks[event.message.partition][-1][1] = 0

@@ -123,7 +123,7 @@ def start_worker(
         stdin=subprocess.DEVNULL,
         cwd=os.environ.get("INFLUENCE_WORKER_SRC", str(REPO)),
     )
-    worker = WorkerProcess(process, log)
+    worker = WorkerProcess(process, log, port=port)
     deployment.workers.append(worker)
     return worker
 

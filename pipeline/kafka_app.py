@@ -192,17 +192,24 @@ class Pipeline:
     def reset(self) -> None:
         """Partitions moved: decoded users, stream clocks and held inputs may belong elsewhere
         now (held inputs were never acknowledged: they will be delivered again)."""
-        self.assignment += 1
+        self.drop_holds()
         self.caches.clear()
         self.clocks.clear()
         self.watched = None
         self.leaders.clear()
+        self.released_ts.clear()
+        self.progress_sent.clear()
+
+    def drop_holds(self) -> None:
+        """Lets go of every message delivered and not yet applied: after a rebalance or a seek
+        the consumer delivers them again, from the committed offset. Kept, they would be
+        applied ahead of their redelivered predecessors, which the offset guards would then
+        take for seen and skip. Work released but not yet run is dropped too (`assignment`)."""
+        self.assignment += 1
         self.aligner.forget()
         self.merges.clear()
         self.pending_acks.clear()
         self.bundle_context.clear()
-        self.released_ts.clear()
-        self.progress_sent.clear()
 
     def track_inputs(self, assigned: Iterable[TP]) -> None:
         inputs = sorted(tp for tp in assigned if tp.topic in self.input_index)
@@ -695,6 +702,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, **__: Any) -> None:
         assigned: Iterable[TP] = args[0] if args else ()
+        cast(AtLeastOnceConsumer, app.consumer).after_seek = pipeline.drop_holds
         async with pipeline.lock:
             pipeline.reset()
             pipeline.track_inputs(assigned)

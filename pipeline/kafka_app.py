@@ -193,6 +193,7 @@ class Pipeline:
         """Partitions moved: decoded users, stream clocks and held inputs may belong elsewhere
         now (held inputs were never acknowledged: they will be delivered again)."""
         self.drop_holds()
+        self.merges.clear()
         self.caches.clear()
         self.clocks.clear()
         self.watched = None
@@ -204,12 +205,22 @@ class Pipeline:
         """Lets go of every message delivered and not yet applied: after a rebalance or a seek
         the consumer delivers them again, from the committed offset. Kept, they would be
         applied ahead of their redelivered predecessors, which the offset guards would then
-        take for seen and skip. Work released but not yet run is dropped too (`assignment`)."""
+        take for seen and skip. Work released but not yet run is dropped too (`assignment`).
+        What the sources announced is kept; after a rebalance (`reset`) every worker
+        announces anew."""
         self.assignment += 1
         self.aligner.forget()
-        self.merges.clear()
+        for merge in self.merges.values():
+            merge.drop_held()
         self.pending_acks.clear()
         self.bundle_context.clear()
+
+    def current(self, events: Sequence[EventT[Any]]) -> list[EventT[Any]]:
+        """The events of the consumer group's current generation: a batch an agent collected
+        before a rebalance may reach it after (Faust's streams skip such messages one by one;
+        a batch is past that check), and its messages come again from the committed offset."""
+        generation = self.app.consumer_generation_id
+        return [event for event in events if event.message.generation_id == generation]
 
     def track_inputs(self, assigned: Iterable[TP]) -> None:
         inputs = sorted(tp for tp in assigned if tp.topic in self.input_index)
@@ -241,7 +252,7 @@ class Pipeline:
         """
         ready: list[tuple[EventT[Any], Event | Invalid]] = []
         aligner = self.aligner
-        for event in events:
+        for event in self.current(events):
             decoded = self.decode_input(event)
             message = event.message
             if isinstance(decoded, Event):
@@ -501,7 +512,7 @@ class Pipeline:
         """
         assignment = self.assignment
         invalid: list[tuple[EventT[Any], list[Routed] | Invalid]] = []
-        for event in events:
+        for event in self.current(events):
             message = event.message
             pending = self.pending_acks.setdefault(message.partition, deque())
             try:
@@ -678,6 +689,19 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         progress that changed without an input (a partition found idle) is announced."""
         if pipeline.input_stream is not None:
             await pipeline.run_inputs([])
+
+    @app.timer(settings.held_report_interval_s)  # type: ignore[untyped-decorator]
+    async def report_held() -> None:
+        """Says which sources keep engagements waiting (a stalled source shows here)."""
+        for partition, merge in pipeline.merges.items():
+            if merge.held:
+                log.info(
+                    "partition %s holds %s engagements, waiting on sources %s (progress %s)",
+                    partition,
+                    merge.held,
+                    merge.waiting_on(),
+                    sorted(merge.progress.items()),
+                )
 
     @app.agent(pipeline.engagements, name="receive")
     async def receive(stream: faust.StreamT[bytes]) -> None:

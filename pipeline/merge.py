@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
@@ -63,6 +62,12 @@ class SourceMerge(Generic[Item]):
             queue = self.queues[source] = deque()
         queue.append((ts, item))
         self.held += 1
+
+    def drop_held(self) -> None:
+        """Lets the held engagements go (they will be delivered again) and keeps what the
+        sources announced: that stays true, and a quiet source will not say it again."""
+        self.queues.clear()
+        self.held = 0
 
     def _frontier(self) -> float:
         """The latest time every source without a held engagement has passed."""
@@ -123,7 +128,3 @@ def _passed(progress: Progress | None, ts: int) -> bool:
 
 def all_sources(input_topics: int, partitions: int) -> frozenset[Source]:
     return frozenset((topic, p) for topic in range(input_topics) for p in range(partitions))
-
-
-def changed(previous: Iterable[tuple[Source, Progress]], now: dict[Source, Progress]) -> bool:
-    return dict(previous) != now

@@ -117,6 +117,8 @@ class Settings:
     align_max_wait_s: float = 1.0
     """How long input partitions with events wait for one that is behind in event time and
     still has events on the broker (pipeline/aligner.py); then it stops holding them back."""
+    held_report_interval_s: float = 10.0
+    """How often a worker logs the sources that keep engagements waiting (pipeline/merge.py)."""
     engagements_per_message: int = 500
     """Engagements bundled into one repartition message (one Kafka record, many engagements)."""
     topics: Topics = field(default_factory=Topics)

@@ -137,3 +137,17 @@ def test_a_bundle_carries_engagements_and_progress() -> None:
     assert bundle.progress == [((1, 2), (5, False))]
     old = decode_engagements(b'[["e1",0,5,"a","b",1.0,1.0,1.0,1.0,null,["x"],1,2,3]]')
     assert old.engagements == routed and old.progress == []
+
+
+def test_dropping_the_held_engagements_keeps_what_the_sources_said() -> None:
+    """A seek redelivers the held engagements, but not the announcements before the committed
+    offset: a quiet source says nothing more, so forgetting it would hold every engagement
+    behind it for good (a two-worker run stalled with 25 messages unacknowledged)."""
+    merge = merge_of(A, B)
+    merge.announce(B, None, True)
+    merge.add(A, 100, "a100")
+    merge.drop_held()
+    assert merge.held == 0 and merge.release(10) == []
+    merge.add(A, 100, "a100 again")
+    merge.announce(A, 100, False)
+    assert merge.release(10) == ["a100 again"]

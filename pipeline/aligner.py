@@ -134,6 +134,16 @@ class EventTimeAligner(Generic[Item]):
         self.waiting_since = None
         return False
 
+    def drop(self) -> None:
+        """A seek: everything held will be delivered again. The partitions stay tracked (one
+        with nothing more to deliver is idle, not unknown), and what each delivered is
+        forgotten, so none counts as caught up before its records come again."""
+        for queue in self.queues.values():
+            queue.items.clear()
+            queue.last_offset = -1
+        self.ignored.clear()
+        self.waiting_since = None
+
     def forget(self) -> list[Item]:
         """Partitions moved: drops and returns everything held (it will be redelivered)."""
         held = [item for queue in self.queues.values() for _, item in queue.items]

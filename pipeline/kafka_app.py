@@ -193,6 +193,7 @@ class Pipeline:
         """Partitions moved: decoded users, stream clocks and held inputs may belong elsewhere
         now (held inputs were never acknowledged: they will be delivered again)."""
         self.drop_holds()
+        self.aligner.forget()
         self.merges.clear()
         self.caches.clear()
         self.clocks.clear()
@@ -209,7 +210,7 @@ class Pipeline:
         What the sources announced is kept; after a rebalance (`reset`) every worker
         announces anew."""
         self.assignment += 1
-        self.aligner.forget()
+        self.aligner.drop()
         for merge in self.merges.values():
             merge.drop_held()
         self.pending_acks.clear()

@@ -114,3 +114,18 @@ def test_a_refused_input_waits_behind_the_held_events_of_its_partition() -> None
     aligner.add("b", 0, 5, "b5")
     aligner.add("b", 1, 50, "b50")
     assert aligner.release() == ["b5", "a10", "bad2", "b50"]
+
+
+def test_a_seek_drops_what_is_held_and_keeps_the_partitions() -> None:
+    """After a seek a partition with nothing more to deliver is idle, not unknown: dropping
+    it left its last progress (not idle) standing at every target, which then waited for it
+    for good. And none counts as caught up before its records come again."""
+    more = {"a": False, "b": False}
+    aligner: EventTimeAligner[str] = EventTimeAligner(lambda p, last: more[p], 1.0)
+    aligner.track(["a", "b"])
+    aligner.add("a", 5, 100, "a5")
+    aligner.drop()
+    assert len(aligner) == 0 and set(aligner.queues) == {"a", "b"}
+    assert aligner.idle("b")
+    more["a"] = True  # the broker holds "a"'s records again
+    assert not aligner.idle("a")

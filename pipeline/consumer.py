@@ -34,6 +34,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, Message
@@ -43,11 +44,12 @@ log = logging.getLogger(__name__)
 
 def next_commit(acked: set[int], committed: int | None) -> int | None:
     """The offset to commit after the consecutive run that starts the acknowledged offsets,
-    or None while the offset at the committed position (give or take one) is not among them."""
+    or None while the offset at the committed position (give or take one) is not among them.
+    `committed` None: nothing is known of the partition's start (anything goes)."""
     if not acked:
         return None
     first = min(acked)
-    if committed and first - committed > 1:
+    if committed is not None and first - committed > 1:
         return None
     end = first
     while end + 1 in acked:
@@ -68,6 +70,8 @@ class AtLeastOnceConsumer(Consumer):
     """First offsets of a batch a seek overtook (dropped, to be delivered again)."""
     _yielded: dict[TP, int] | None = None
     """First offset delivered of each partition that had no committed offset then."""
+    _delivered: WeakKeyDictionary[Message, int] | None = None
+    """The number of seeks done when each message in the pipeline's hands was delivered."""
     after_seek: Callable[[], None] | None = None
     """Called when a seek has moved partitions back: whatever was delivered before it and not
     acknowledged yet comes again, so what the pipeline holds of it must go (applied after the
@@ -127,7 +131,17 @@ class AtLeastOnceConsumer(Consumer):
                     if self._yielded is None:
                         self._yielded = {}
                     self._yielded.setdefault(tp, message.offset)
+                if self._delivered is None:
+                    self._delivered = WeakKeyDictionary()
+                self._delivered[message] = self._seeks
                 yield tp, message
+
+    def stale(self, message: Message) -> bool:
+        """Delivered before the latest seek: it comes again, in its place, after the seek.
+        Such a message may still reach a stream (an agent's `take` buffer held it), and
+        applied now it would run ahead of its redelivered predecessors."""
+        delivered = self._delivered.get(message) if self._delivered is not None else None
+        return delivered is not None and delivered < self._seeks
 
     def _new_offset(self, tp: TP) -> int | None:
         acked: list[int] = self._acked[tp]
@@ -139,7 +153,12 @@ class AtLeastOnceConsumer(Consumer):
             for interval in gaps.overlap(0, max(done) + 1):
                 done.update(range(interval.begin, interval.end))
             gaps.chop(0, max(done) + 1)
-        offset = next_commit(done, self._committed_offset[tp])
+        committed = self._committed_offset[tp]
+        if not committed and self._yielded and tp in self._yielded:
+            # Never committed: the run must start where delivery started, or a record
+            # acknowledged ahead of earlier ones (a stale delivery) commits past them.
+            committed = self._yielded[tp]
+        offset = next_commit(done, committed)
         acked[:] = sorted(done if offset is None else (o for o in done if o >= offset))
         if offset is not None:
             self._acked_index[tp].difference_update(range(min(done), offset))

@@ -217,11 +217,16 @@ class Pipeline:
         self.bundle_context.clear()
 
     def current(self, events: Sequence[EventT[Any]]) -> list[EventT[Any]]:
-        """The events of the consumer group's current generation: a batch an agent collected
-        before a rebalance may reach it after (Faust's streams skip such messages one by one;
-        a batch is past that check), and its messages come again from the committed offset."""
+        """The events delivered since the latest rebalance and seek: a batch an agent collected
+        before one may reach it after (Faust's streams skip an old generation's messages one
+        by one; a batch is past that check), and its messages come again, in order."""
         generation = self.app.consumer_generation_id
-        return [event for event in events if event.message.generation_id == generation]
+        consumer = cast(AtLeastOnceConsumer, self.app.consumer)
+        return [
+            event
+            for event in events
+            if event.message.generation_id == generation and not consumer.stale(event.message)
+        ]
 
     def track_inputs(self, assigned: Iterable[TP]) -> None:
         inputs = sorted(tp for tp in assigned if tp.topic in self.input_index)

@@ -3,8 +3,9 @@
     python -m benchmarks [--events 200000] [--users 1000000] [--quick] [--only NAME ...]
                          [--write docs/benchmarks.md]
 
-NAME is one of path (item 1), latency (2), state (3), peer (4), scaling (5). Everything runs
-on the broker at KAFKA_BOOTSTRAP_SERVERS (else the project's own, started if absent), one
+NAME is one of path (item 1), latency (2), state (3), peer (4), scaling (5), top (GET /top and
+the /metrics scrape on the Higgs population, `benchmarks.top_api`: no broker). Everything else
+runs on the broker at KAFKA_BOOTSTRAP_SERVERS (else the project's own, started if absent), one
 measurement after the other, so the ratios in each table are side by side. Each section of
 the Markdown file is replaced in place between its own markers; the embedded-engine sections
 written by `python -m benchmarks.embedded` are left as they are. Needs `pip install -e
@@ -25,12 +26,12 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import harness, kafka_path, latency, peer_quix, scaling, state_scale
+from benchmarks import harness, kafka_path, latency, peer_quix, scaling, state_scale, top_api
 from benchmarks.kafka_path import PathResult, WorkerRun
 from benchmarks.latency import LatencyResult
 from benchmarks.state_scale import ScaleResult
 
-NAMES = ("path", "latency", "state", "peer", "scaling")
+NAMES = ("path", "latency", "state", "peer", "scaling", "top")
 LATENCY_RATES = (2_000.0, 1_000.0)
 """Fixed offered loads measured besides the issue's (half the maximum): where p99 stands when
 the worker is not near saturation."""
@@ -45,6 +46,7 @@ class Results:
     """The issue's rate (half the measured maximum) first, then the fixed lower rates."""
     state: ScaleResult | None = None
     scaling: list[WorkerRun] = field(default_factory=list)
+    top: top_api.TopResult | None = None
 
 
 def machine() -> str:
@@ -353,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.latency_seconds or (15.0 if args.quick else 40.0)
     command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
     only = set(args.only)
-    server = harness.bootstrap()
+    server = harness.bootstrap() if only - {"top"} else ""
     results = Results()
     sections: dict[str, str] = {}
     plots = (args.write.parent if args.write else Path("docs")) / "benchmarks"
@@ -367,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        messages = harness.higgs_messages(events) if only - {"state"} else []
+        messages = harness.higgs_messages(events) if only - {"state", "top"} else []
         deployment = None
         if only & {"path", "latency", "peer"}:
 
@@ -407,6 +409,12 @@ def main(argv: list[str] | None = None) -> int:
                 results.state = state_scale.run(server, users, tmp, recovery_timeout=180.0)
 
             step("state", state)
+        if "top" in only:
+
+            def top() -> None:
+                results.top = top_api.run()
+
+            step("top", top)
 
     sections["setup"] = section_setup(command)
     if results.path is not None:
@@ -422,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     if results.scaling:
         plot_scaling(results.scaling, plots / "scaling.png")
         sections["scaling"] = section_scaling(results.scaling)
+    if results.top is not None:
+        sections["top"] = top_api.section(results.top, command)
     for body in sections.values():
         print(body)
     if args.write:

@@ -77,7 +77,7 @@ def _median_ms(work: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def run(path: Path, partitions: int = 4, repeat: int = 30) -> TopResult:
+def run(path: Path = DEFAULT_INPUT, partitions: int = 4, repeat: int = 30) -> TopResult:
     model = load_model()
     engine = NativeEngine(model)
     with gzip.open(path, "rb") as stream:

@@ -108,9 +108,10 @@ class TopQuery:
 
 def _integer(raw: str, low: int, high: int) -> int | None:
     text = raw.strip()
-    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
-        return None
-    return int(text)
+    if len(text) > 20 or not text.isascii() or not text.isdigit():
+        return None  # (a huge number would be refused by int() itself, as an exception)
+    value = int(text)
+    return value if low <= value <= high else None
 
 
 def parse_top_query(query: Mapping[str, str]) -> TopQuery | Reply:

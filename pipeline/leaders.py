@@ -11,16 +11,16 @@ is why the bound is read at the *day start* and not at the update itself: a day 
 paused once it is over, so at midnight the fast clock steps back to where it stood when that
 day began, and a score can be higher just after midnight than at the user's last event
 (`tests/test_leaders.py` shows one). It never steps back past the start of the day of the last
-update, since the clock cannot pause a day twice. So the score read at that day start bounds
-every later read, and it changes only when the state does, which is when the worker writes the
-user (once per batch, `Leaders.flush`) or scans the table after a rebalance (`scanned`).
+update: each day adds at most one paused day. So the score read at that day start bounds every
+later read, and it changes only when the state does, when the worker writes the user (once per
+batch, `Leaders.flush`) or scans the table after a rebalance (`scanned`).
 
 A ranking at time T walks the users in descending bound (all partitions asked at once), reads
 the exact score at T of each, and stops when the next bound is below the n-th exact score, less
 `BOUND_SLACK`. Users whose last update is on a later day than T (a peer asked at a time it has
-passed) have no bound at T and are read exactly. The best-bounded users of each partition also
-keep a copy of what a score read needs (`kernel`), taken when they are written: decoding a
-leading user (thousands of engagers, ~1.5 ms) would otherwise be most of a ranking's cost.
+passed) have no bound at T and are read exactly. The best-bounded users of each partition, and
+those a walk read, keep a copy of what a score read needs (`kernel`), taken as written: decoding
+a leading user (thousands of engagers, ~1.5 ms) would otherwise be most of a ranking's cost.
 
 The boards also count users and stored bytes per partition, for `/metrics` without a scan.
 Plain Python over decoded states: no Faust, no broker.
@@ -73,8 +73,9 @@ class TopEntry(NamedTuple):
 
 
 class _Entry(NamedTuple):
-    size: int  # bytes of the stored record
-    key: tuple[float, str] | None  # (-bound, user); None: never received engagement
+    """A user who received engagement (the others are never ranked)."""
+
+    key: tuple[float, str]  # (-bound, user), its place in the board's ranking
     day: int  # UTC day of the last update: the bound holds from its start on
     topics: tuple[tuple[str, float], ...]  # (topic, bound of its score) per published topic
 
@@ -83,18 +84,23 @@ class _Entry(NamedTuple):
 class Board:
     """One partition: its users, ranked ones by bound, and per topic its publishers."""
 
-    users: dict[str, _Entry] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    """Every user: bytes of its stored record."""
+    entries: dict[str, _Entry] = field(default_factory=dict)
     ranking: Any = field(default_factory=SortedList)
     """SortedList of (-bound, user): best bound first, ties by user id."""
     topics: dict[str, Any] = field(default_factory=dict)
     """topic -> SortedList of (-topic bound, user)."""
     kernels: dict[str, UserState] = field(default_factory=dict)
     """Score-read copies of users as last written, for the best-ranked (`KERNEL_RANK`)."""
+    kernel_floor: tuple[float, str] | None = None
+    """Users written with a key up to this one (the `KERNEL_RANK`-th at the last trim) keep a
+    kernel; None: all do (the board is small, or was not trimmed yet)."""
     state_bytes: int = 0
     latest: int | None = None
     """Latest event time of any user written here (the partition's time after a restart)."""
     latest_day: int = -(2**62)
-    """Latest day of an update: a read at an earlier day must read the later users exactly."""
+    """Latest day an engaged user was updated: a read at an earlier day reads some exactly."""
 
 
 class Leaders:
@@ -112,31 +118,34 @@ class Leaders:
         board = self.boards.get(partition)
         if board is None:
             board = self.boards[partition] = Board()
-        old = board.users.get(user)
+        old = board.sizes.get(user)
         if old is not None:
-            self._unlink(board, user, old)
-        day = state.last_ts // DAY_MS
-        key: tuple[float, str] | None = None
-        topics: tuple[tuple[str, float], ...] = ()
-        if state.received is not None:
-            mass = read_mass(state, day * DAY_MS, self.model)
-            key = (-score_of(mass, self.model), user)
-            board.ranking.add(key)
-            if board.ranking.bisect_left(key) < KERNEL_RANK:
-                _keep(board, user, kernel(state))
-            if state.topics:
-                topics = tuple(topic_scores(state, mass, self.model))
-                for topic, bound in topics:
-                    ranked = board.topics.get(topic)
-                    if ranked is None:
-                        ranked = board.topics[topic] = SortedList()
-                    ranked.add((-bound, user))
-        board.users[user] = _Entry(size, key, day, topics)
+            board.state_bytes -= old
+            if user in board.entries:
+                self._unlink(board, user)
+        board.sizes[user] = size
         board.state_bytes += size
         if board.latest is None or state.last_ts > board.latest:
             board.latest = state.last_ts
+        if state.received is None:
+            return
+        day = state.last_ts // DAY_MS
         if day > board.latest_day:
             board.latest_day = day
+        mass = read_mass(state, day * DAY_MS, self.model)
+        key = (-score_of(mass, self.model), user)
+        board.ranking.add(key)
+        if board.kernel_floor is None or key <= board.kernel_floor:
+            _keep(board, user, kernel(state))
+        topics: tuple[tuple[str, float], ...] = ()
+        if state.topics:
+            topics = tuple(topic_scores(state, mass, self.model))
+            for topic, bound in topics:
+                ranked = board.topics.get(topic)
+                if ranked is None:
+                    ranked = board.topics[topic] = SortedList()
+                ranked.add((-bound, user))
+        board.entries[user] = _Entry(key, day, topics)
 
     def flush(
         self, partition: int, cache: UserCache, store: MutableMapping[bytes, bytes]
@@ -159,8 +168,10 @@ class Leaders:
 
     def forget(self, partition: int, user: str) -> None:
         board = self.boards.get(partition)
-        if board is not None and (old := board.users.pop(user, None)) is not None:
-            self._unlink(board, user, old)
+        if board is not None and (size := board.sizes.pop(user, None)) is not None:
+            board.state_bytes -= size
+            if user in board.entries:
+                self._unlink(board, user)
 
     def drop(self, partition: int) -> None:
         """The partition was revoked."""
@@ -171,11 +182,10 @@ class Leaders:
         self.boards.clear()
 
     @staticmethod
-    def _unlink(board: Board, user: str, old: _Entry) -> None:
+    def _unlink(board: Board, user: str) -> None:
+        old = board.entries.pop(user)
         board.kernels.pop(user, None)
-        board.state_bytes -= old.size
-        if old.key is not None:
-            board.ranking.remove(old.key)
+        board.ranking.remove(old.key)
         for topic, bound in old.topics:
             ranked = board.topics[topic]
             ranked.remove((-bound, user))
@@ -185,7 +195,7 @@ class Leaders:
     # reads, O(partitions)
 
     def users(self, partitions: Iterable[int]) -> int:
-        return sum(len(b.users) for b in self._boards(partitions))
+        return sum(len(b.sizes) for b in self._boards(partitions))
 
     def state_bytes(self, partitions: Iterable[int]) -> int:
         return sum(b.state_bytes for b in self._boards(partitions))
@@ -240,9 +250,8 @@ class Leaders:
         walks = []
         for partition, board in chosen:
             if board.latest_day > day:  # updated after `at`'s day: no bound at `at`
-                for user, entry in board.users.items():
-                    ranked = entry.key is not None if topic is None else _publishes(entry, topic)
-                    if entry.day > day and ranked:
+                for user, entry in board.entries.items():
+                    if entry.day > day and (topic is None or _publishes(entry, topic)):
                         consider(partition, user)
             ranking = board.ranking if topic is None else board.topics.get(topic)
             if ranking is not None:
@@ -267,8 +276,13 @@ def _keep(board: Board, user: str, copy: UserState) -> None:
     kernels = board.kernels
     kernels[user] = copy
     if len(kernels) > 2 * KERNEL_RANK:  # drop those no longer ranked high
-        best = {u for _, u in board.ranking.islice(0, KERNEL_RANK)}
-        board.kernels = {u: k for u, k in kernels.items() if u in best or u == user}
+        floor = board.kernel_floor = board.ranking[KERNEL_RANK - 1]
+        entries = board.entries
+        board.kernels = {
+            u: k
+            for u, k in kernels.items()
+            if u == user or (u in entries and entries[u].key <= floor)
+        }
 
 
 def kernel(state: UserState) -> UserState:

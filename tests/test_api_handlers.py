@@ -77,6 +77,7 @@ def test_top_parameters() -> None:
         {"n": ""},
         {"n": str(MAX_TOP + 1)},
         {"n": "١٢"},  # Arabic-Indic digits: isdigit() is not enough
+        {"n": "1" * 5000},  # more digits than int() converts
         {"topic": ""},
         {"topic": "#"},
         {"topic": "x" * 300},
@@ -466,7 +467,17 @@ def test_top_time_parameter() -> None:
     assert parse_top_query({"at": f" {MIN_TS_MS} "}) == TopQuery(
         DEFAULT_TOP, None, False, MIN_TS_MS
     )
-    for bad in ("", "x", "-1", "1.5", "0", str(MIN_TS_MS - 1), str(MAX_TS_MS + 1), "١٢"):
+    for bad in (
+        "",
+        "x",
+        "-1",
+        "1.5",
+        "0",
+        str(MIN_TS_MS - 1),
+        str(MAX_TS_MS + 1),
+        "١٢",
+        "9" * 5000,
+    ):
         reply = parse_top_query({"at": bad})
         assert isinstance(reply, Reply) and reply.status == 400, bad
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline import leaders as leaders_module
 from pipeline.api import rank_users
 from pipeline.codec import key_partition
 from pipeline.engine import Engine
@@ -140,6 +142,9 @@ def test_the_boards_rank_as_every_user_read_at_one_time(
         fed.run(batch)
         now = fed.engine.now
         assert now is not None
+        if data.draw(st.booleans()):  # read the users again rather than their kept copies
+            for board in fed.leaders.boards.values():
+                board.kernels.clear()
         for delay in delays:
             for topic in (None, TOPIC):
                 assert fed.top(n, topic, now + delay) == fed.brute(n, topic, now + delay)
@@ -190,8 +195,8 @@ def test_a_silence_steps_the_score_back_up_at_midnight_and_the_bound_holds(ev: E
     after_midnight = ev.at(6, 0.02)
     later = score_of(read_mass(state, after_midnight, MODEL), MODEL)
     assert later > at_last + 0.1  # the naive bound is wrong
-    entry = fed.leaders.boards[partition("x")].users["x"]
-    assert entry.key is not None and -entry.key[0] >= later  # the day-start bound is not
+    entry = fed.leaders.boards[partition("x")].entries["x"]
+    assert -entry.key[0] >= later  # the day-start bound is not
     # Ranked by bounds read at the last event, y would come first and x never be read.
     y_state = fed.engine.states["y"]
     y_score = score_of(read_mass(y_state, after_midnight, MODEL), MODEL)
@@ -226,8 +231,8 @@ def test_a_read_before_some_users_last_day_reads_those_users_exactly(ev: Events)
     stream += [ev("mention", f"n{i}", "new", day=5, hour=1 + i / 100) for i in range(160)]
     fed.run(sorted(stream, key=lambda e: (e.ts, e.id)))
     at = ev.at(3)
-    new = fed.leaders.boards[partition("new")].users["new"]
-    assert new.key is not None and -new.key[0] < fed.brute(1, None, at)[0].score - BOUND_SLACK
+    new = fed.leaders.boards[partition("new")].entries["new"]
+    assert -new.key[0] < fed.brute(1, None, at)[0].score - BOUND_SLACK
     assert [e.user for e in fed.top(1, None, at)] == ["new"]
     assert fed.top(3, None, at) == fed.brute(3, None, at)
 
@@ -277,10 +282,14 @@ def test_the_walk_reads_a_few_users_not_the_partition(ev: Events) -> None:
 
     now = fed.engine.now
     assert now is not None
+    for board in fed.leaders.boards.values():
+        board.kernels.clear()  # every user the walk considers is read
     top = fed.leaders.top(range(PARTITIONS), 5, None, now, counting)
     assert top == fed.brute(5, None, now)
     ranked = sum(1 for s in fed.engine.states.values() if s.received is not None)
-    assert ranked > 250 and len(reads) < 60, len(reads)
+    assert ranked > 250 and 5 <= len(reads) < 60, len(reads)
+    reads.clear()  # the users read are kept: asked again, none is read
+    assert fed.leaders.top(range(PARTITIONS), 5, None, now, counting) == top and not reads
 
 
 def test_flush_indexes_what_the_cache_writes_even_when_it_drops_its_users(ev: Events) -> None:
@@ -343,13 +352,12 @@ def test_the_slack_covers_a_read_one_rounding_unit_above_its_bound() -> None:
     at = ev.at(1, 5)
     first = score_of(read_mass(engine.states["first"], at, MODEL), MODEL)
     board = leaders.boards[0]
-    entry = board.users[board_user]
-    assert entry.key is not None
+    entry = board.entries[board_user]
     # Pretend its bound came out one unit below the n-th score found.
     board.ranking.remove(entry.key)
     lowered = (-(first - 0.01), board_user)
     board.ranking.add(lowered)
-    board.users[board_user] = entry._replace(key=lowered)
+    board.entries[board_user] = entry._replace(key=lowered)
     assert BOUND_SLACK > 0.01
     board.kernels.clear()  # read through `read`, as a user not ranked high enough would be
     seen: list[str] = []
@@ -374,6 +382,23 @@ def test_a_ranking_reads_users_as_written_not_as_changed_since(ev: Events) -> No
         fed.engine.process(ev("mention", f"h{i}", "b", day=1, hour=8 + i / 10))
     assert fed.brute(1, None, ev.at(2))[0].user == "b"
     assert fed.top(2, None, ev.at(2)) == written
+
+
+def test_only_the_best_ranked_keep_a_copy(ev: Events, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(leaders_module, "KERNEL_RANK", 4)
+    fed = Fed()
+    stream = []
+    for u in range(120):
+        stream += [ev("mention", f"f{u}-{i}", f"u{u}", day=u / 40, hour=i) for i in range(u % 9)]
+    stream.sort(key=lambda e: (e.ts, e.id))
+    for start in range(0, len(stream), 37):
+        fed.run(stream[start : start + 37])
+        now = fed.engine.now
+        assert now is not None
+        assert fed.top(6, None, now) == fed.brute(6, None, now)
+    for board in fed.leaders.boards.values():  # trimmed to about the best ranked
+        assert board.kernel_floor is not None and len(board.kernels) <= 2 * 4 + 1
+        assert set(board.kernels) <= set(board.entries)
 
 
 def test_entries_rank_as_the_replay_orders() -> None:

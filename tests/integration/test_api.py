@@ -5,6 +5,7 @@ schemathesis against docs/openapi.yaml, and real topic output against the JSON S
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import subprocess
@@ -25,11 +26,12 @@ import pytest
 from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.api import explain_body, user_body
+from pipeline.api import explain_body, rank_users, user_body
 from pipeline.engine import Engine
 from pipeline.generate import GeneratorConfig, generate
 from scoring import Event, Model, parse_event
 from scoring.events import Invalid
+from scoring.model import DAY_MS
 from tests.integration.pipeline_kit import (
     Deployment,
     WorkerProcess,
@@ -58,8 +60,8 @@ class Answer:
     content_type: str
 
 
-def get(port: int, path: str, token: str | None = None) -> Answer:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+def get(port: int, path: str, token: str | None = None, method: str = "GET") -> Answer:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -226,27 +228,39 @@ def test_one_worker_metrics_health_and_queries(
     assert get(port, "/users/nobody/explain").status == 404
     assert get(port, "/users/" + "x" * 300).status == 400
 
-    # /top: the n best by the same scores /users gives; by topic, only publishers.
+    # /top: every user read at one time, the stream's last event time (the replay's), ranked
+    # as the stored users rank (tests/test_api_handlers.py: exactly the replay's --top given
+    # the same states); by topic, only publishers.
     everyone = {u: get(port, f"/users/{urllib.parse.quote(u)}").body for u in engine.states}
     top = get(port, "/top?n=7").body
     assert top["complete"] is True and len(top["users"]) == 7
-    ranked = sorted(
-        (u for u in everyone if engine.states[u].received is not None),
-        key=lambda u: (-everyone[u]["score"], u),
-    )
-    assert [e["user"] for e in top["users"]] == ranked[:7]
+    assert top["as_of"] == top["stream_time"] == latest
+    assert ranked_like(top["users"], stored, latest, model)
+    ranked = [e["user"] for e in top["users"]]
+    later = latest + 30 * DAY_MS  # decay alone, no event
+    projected = get(port, f"/top?n=7&at={later}").body
+    assert projected["as_of"] == later and projected["stream_time"] == latest
+    assert ranked_like(projected["users"], stored, later, model)
+    now_scores = {e["user"]: e["score"] for e in top["users"]}
+    assert all(e["score"] < now_scores.get(e["user"], 101) for e in projected["users"])
+    early = get(port, f"/top?at={latest - 1}")
+    assert early.status == 409 and early.body["error"] == "at_before_stream_time"
     published = Counter(t["topic"] for b in everyone.values() for t in b["topics"])
     topic = published.most_common(1)[0][0]
     by_topic = get(port, f"/top?n=50&topic={topic}").body
     assert {e["user"] for e in by_topic["users"]} == {
         u for u, b in everyone.items() if any(t["topic"] == topic for t in b["topics"])
     }
-    for entry in by_topic["users"]:
-        own = {t["topic"]: t["score"] for t in everyone[entry["user"]]["topics"]}
-        assert entry["topic_score"] == own[topic]
-    for bad in ("n=0", "n=abc", "n=1001", "topic=", "n=-3"):
+    assert ranked_like(by_topic["users"], stored, latest, model, topic)
+    for bad in ("n=0", "n=abc", "n=1001", "topic=", "n=-3", "at=-1", "at=12"):
         answer = get(port, f"/top?{bad}")
         assert answer.status == 400 and answer.body["error"] == "bad_parameter", bad
+    # The router's own refusals have the API's error shape too.
+    missing = get(port, "/no-such-path")
+    assert missing.status == 404 and missing.content_type.startswith("application/json")
+    assert missing.body["error"] == "not_found"
+    posted = get(port, "/top", method="POST")
+    assert posted.status == 405 and posted.body["error"] == "method_not_allowed"
 
     # What the worker wrote to Kafka matches the schemas consumers rely on.
     check = Draft202012Validator(
@@ -296,8 +310,27 @@ def _close(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) or isinstance(b, float):
-        return isinstance(a, int | float) and abs(a - b) <= max(0.01, 1e-5 * abs(b))
+        return isinstance(a, int | float) and abs(a - b) <= max(0.01, 1e-5 * abs(b)) + 1e-9
     return bool(a == b)
+
+
+def ranked_like(
+    got: list[Any], stored: dict[str, Any], at: int, model: Model, topic: str | None = None
+) -> bool:
+    """`got` (a /top answer's users) is the ranking of the stored users at `at`, position by
+    position to stored precision: a worker reads the users it holds, the changelog has them
+    with 7-digit floats, so a score may land 0.01 apart and two nearly tied users swap."""
+    users = [(u, s.state, at) for u, s in stored.items()]
+    expected = rank_users(users, len(got) + 5, topic, model)
+    by_user = {e.user: e.as_dict() for e in expected}
+    firsts = [e["topic_score"] if topic else e["score"] for e in got]
+    return (
+        bool(got)
+        and all(a >= b for a, b in itertools.pairwise(firsts))
+        and all(e["user"] in by_user and same(e, by_user[e["user"]]) for e in got)
+        and same([e["score"] for e in got], [e.score for e in expected[: len(got)]])
+        and same([e["topic_score"] for e in got], [e.topic_score for e in expected[: len(got)]])
+    )
 
 
 def _counts(engine: Engine, user: str) -> list[int]:
@@ -363,12 +396,10 @@ def test_two_workers_route_users_and_merge_the_top(
     local_b = get(second.port, "/top?n=1000&local=1").body["users"]
     assert local_a and local_b, "both workers own users"
     assert not {e["user"] for e in local_a} & {e["user"] for e in local_b}
-    scores = {
-        u: get(first.port, f"/users/{urllib.parse.quote(u)}").body["score"]
-        for u in users
-        if engine.states[u].received is not None
-    }
-    assert [e["user"] for e in top_a["users"]] == sorted(scores, key=lambda u: (-scores[u], u))[:15]
+    # One ranking at one time across both workers: the latest event time either has seen.
+    latest = max(e.ts for e in events)
+    assert top_a["as_of"] == latest and len(top_a["users"]) == 15
+    assert ranked_like(top_a["users"], read_users(deployment), latest, model)
 
 
 def test_bearer_token_guards_the_query_api_only(

@@ -33,7 +33,6 @@ import orjson
 
 from pipeline.codec import key_partition
 from pipeline.leaders import Leaders, TopEntry
-from pipeline.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pipeline.metrics import PipelineMetrics, Recovery, StateSize
 from pipeline.replay import snapshot_record
 from scoring import Model, UserState, explain, read_mass, score_of
@@ -649,7 +648,8 @@ def register(app: Any, pipeline: Any, metrics: PipelineMetrics, token: str | Non
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Any) -> Any:
-            return self.bytes(metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+            body, content_type = metrics.exposition(request.headers.get("Accept"))
+            return self.bytes(body, headers={"Content-Type": content_type})
 
     @app.page("/users/{user}")
     class User(View):

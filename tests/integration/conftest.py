@@ -40,6 +40,13 @@ def _kafka_sh(command: str, timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _delete_deployed_topics() -> None:
+    """The topics the session's deployments made (tests leave nothing on the broker)."""
+    from tests.integration.pipeline_kit import delete_deployed_topics
+
+    print(f"deleted {delete_deployed_topics()} topics the tests made")
+
+
 def _output(proc: subprocess.CompletedProcess[str]) -> str:
     return (proc.stdout + proc.stderr).strip()
 
@@ -54,6 +61,7 @@ def kafka_bootstrap() -> Iterator[str]:
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if configured:
         yield configured
+        _delete_deployed_topics()
         return
 
     try:
@@ -75,6 +83,7 @@ def kafka_bootstrap() -> Iterator[str]:
 
     yield f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
 
+    _delete_deployed_topics()
     if ours:
         stopped = _kafka_sh("stop", timeout=120)
         if stopped.returncode != 0:

@@ -20,7 +20,11 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    KafkaError,
+)
 
 from pipeline.settings import KIND_TOPIC, Topics
 from pipeline.steps import Stored, decode_stored
@@ -38,6 +42,10 @@ def free_port() -> int:
 
 
 TOPIC_FIELDS = tuple(f.name for f in fields(Topics))
+
+DEPLOYED: list[tuple[str, str]] = []
+"""(bootstrap, app id) of every deployment this test session made topics for: the session's
+end deletes their topics (`delete_deployed_topics`), so tests leave nothing on the broker."""
 
 
 @dataclass
@@ -70,6 +78,7 @@ class Deployment:
         return env
 
     def create_topics(self) -> None:
+        DEPLOYED.append((self.bootstrap, self.name))
         subprocess.run(
             [sys.executable, "-m", "pipeline.cli", "topics", "create"],
             env=self.env(),
@@ -261,3 +270,31 @@ def read_users(deployment: Deployment) -> dict[str, Stored]:
         assert key is not None
         latest[key] = value
     return {k.decode(): decode_stored(v) for k, v in latest.items() if v is not None}
+
+
+async def _delete_topics(bootstrap: str, prefixes: list[str]) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(tuple(prefixes))]
+        for start in range(0, len(names), 100):
+            await admin.delete_topics(names[start : start + 100])
+        return len(names)
+    finally:
+        await admin.close()
+
+
+def delete_deployed_topics() -> int:
+    """Deletes every topic of the deployments this session made (the app id's topics, its
+    changelog and Faust's internal ones all start with `<app id>-`); returns how many."""
+    by_server: dict[str, list[str]] = {}
+    for server, name in DEPLOYED:
+        by_server.setdefault(server, []).append(f"{name}-")
+    DEPLOYED.clear()
+    deleted = 0
+    for server, prefixes in by_server.items():
+        try:
+            deleted += asyncio.run(asyncio.wait_for(_delete_topics(server, prefixes), 60))
+        except (TimeoutError, OSError, KafkaError) as exc:
+            print(f"topics on {server} not deleted (that broker is gone?): {exc!r}")
+    return deleted

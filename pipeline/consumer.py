@@ -133,7 +133,9 @@ class AtLeastOnceConsumer(Consumer):
                     self._yielded.setdefault(tp, message.offset)
                 if self._delivered is None:
                     self._delivered = WeakKeyDictionary()
-                self._delivered[message] = self._seeks
+                # During a seek a record may come from either side of it: taken as after
+                # (it is not delivered again); a batch the seek overtook is dropped above.
+                self._delivered[message] = self._seeks + self._seeking
                 yield tp, message
 
     def stale(self, message: Message) -> bool:

@@ -212,3 +212,23 @@ def test_a_partition_never_committed_commits_from_where_delivery_began() -> None
     state = consumer([0, 1, 2], None)
     state._yielded = {TP: 0}  # type: ignore[attr-defined]
     assert new_offset(state) == 3
+
+
+def test_a_message_delivered_during_a_seek_is_not_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faust does not deliver it again on a partition with a committed offset: skipped, it
+    stalled its partition for good (one worker's inputs never released)."""
+
+    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, Record]]:
+        yield "a", Record(7)
+
+    monkeypatch.setattr(Consumer, "getmany", fetched)
+    consumer = object.__new__(AtLeastOnceConsumer)
+    consumer._committed_offset = {"a": 5}  # type: ignore[dict-item]
+    consumer._seeking, consumer._seeks, consumer._during = True, 3, {}
+
+    async def deliver() -> list[Record]:
+        return [record async for _, record in consumer.getmany(1.0)]  # type: ignore[misc]
+
+    during = asyncio.run(deliver())[0]
+    consumer._seeking, consumer._seeks = False, 4  # the seek ends
+    assert not consumer.stale(during)  # type: ignore[arg-type]

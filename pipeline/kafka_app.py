@@ -504,7 +504,9 @@ class Pipeline:
     def merge(self, partition: int) -> SourceMerge[tuple[Routed, list[Any]]]:
         merge = self.merges.get(partition)
         if merge is None:
-            merge = self.merges[partition] = SourceMerge(self.sources)
+            merge = self.merges[partition] = SourceMerge(
+                self.sources, max_wait_s=self.settings.merge_max_wait_s
+            )
         return merge
 
     async def run_engagements(self, events: Sequence[EventT[Any]]) -> None:
@@ -695,6 +697,15 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         progress that changed without an input (a partition found idle) is announced."""
         if pipeline.input_stream is not None:
             await pipeline.run_inputs([])
+
+    @app.timer(settings.align_max_wait_s)  # type: ignore[untyped-decorator]
+    async def release_held_engagements() -> None:
+        """Held engagements are released as messages arrive; when none arrive, this lets a
+        merge that waited `merge_max_wait_s` for a silent source go on."""
+        if pipeline.engagement_stream is not None and any(
+            merge.held for merge in pipeline.merges.values()
+        ):
+            await pipeline.run_engagements([])
 
     @app.timer(settings.held_report_interval_s)  # type: ignore[untyped-decorator]
     async def report_held() -> None:

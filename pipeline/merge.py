@@ -21,9 +21,14 @@ whatever the number of workers and whatever failed, give or take engagements of 
 from __future__ import annotations
 
 import heapq
+import logging
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
+
+log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 Source = tuple[int, int]
@@ -46,6 +51,13 @@ class SourceMerge(Generic[Item]):
     progress: dict[Source, Progress] = field(default_factory=dict)
     queues: dict[Source, deque[tuple[int, Item]]] = field(default_factory=dict)
     held: int = 0
+    max_wait_s: float = float("inf")
+    """How long (wall clock) the oldest held engagement waits for silent sources before they
+    stop holding it back, until they announce again: a source that never speaks (its owner
+    gone, its announcement lost) must not stall a partition for good."""
+    clock: Callable[[], float] = time.monotonic
+    ignored: set[Source] = field(default_factory=set)
+    blocked_since: float | None = None
 
     def announce(self, source: Source, time: int | None, idle: bool) -> None:
         """A source's progress. Times only move forward: after a failover the new owner
@@ -55,6 +67,7 @@ class SourceMerge(Generic[Item]):
         if known is not None and known.time is not None and (time is None or time < known.time):
             time = known.time
         self.progress[source] = Progress(time, idle)
+        self.ignored.discard(source)
 
     def add(self, source: Source, ts: int, item: Item) -> None:
         queue = self.queues.get(source)
@@ -74,7 +87,7 @@ class SourceMerge(Generic[Item]):
         frontier = float("inf")
         queues, progress = self.queues, self.progress
         for source in self.sources:
-            if queues.get(source):
+            if queues.get(source) or source in self.ignored:
                 continue
             known = progress.get(source)
             if known is None or (not known.idle and known.time is None):
@@ -88,11 +101,14 @@ class SourceMerge(Generic[Item]):
         source); each source's engagements in the order they arrived."""
         out: list[Item] = []
         if not self.held:
+            self.blocked_since = None
             return out
         queues = self.queues
         heads = [(queue[0][0], source) for source, queue in queues.items() if queue]
         heapq.heapify(heads)
         frontier = self._frontier()
+        if heads[0][0] > frontier and self._waited_long_enough():
+            frontier = self._frontier()
         while heads and len(out) < limit:
             ts, source = heads[0]
             if ts > frontier:
@@ -105,7 +121,28 @@ class SourceMerge(Generic[Item]):
                 heapq.heappop(heads)
                 frontier = self._frontier()  # this source now constrains by its progress
         self.held -= len(out)
+        if out:
+            self.blocked_since = None
         return out
+
+    def _waited_long_enough(self) -> bool:
+        """The oldest engagement is blocked: once for `max_wait_s`, the sources holding it
+        back are ignored until they announce again (True then)."""
+        now = self.clock()
+        if self.blocked_since is None:
+            self.blocked_since = now
+            return False
+        if now - self.blocked_since < self.max_wait_s:
+            return False
+        silent = self.waiting_on()
+        log.warning(
+            "sources %s held engagements back %.0fs without a word: not waiting for them",
+            silent,
+            now - self.blocked_since,
+        )
+        self.ignored.update(silent)
+        self.blocked_since = None
+        return True
 
     def waiting_on(self) -> list[Source]:
         """Sources holding the oldest engagement back (for logs and metrics)."""

@@ -117,6 +117,11 @@ class Settings:
     align_max_wait_s: float = 1.0
     """How long input partitions with events wait for one that is behind in event time and
     still has events on the broker (pipeline/aligner.py); then it stops holding them back."""
+    merge_max_wait_s: float = 30.0
+    """How long a held engagement waits for sources that say nothing before they stop holding
+    it back (pipeline/merge.py): longer than a failover takes (session timeout, recovery), so
+    a dead worker's partitions are waited for, and short enough that a lost announcement
+    delays a partition by half a minute, not for good."""
     held_report_interval_s: float = 10.0
     """How often a worker logs the sources that keep engagements waiting (pipeline/merge.py)."""
     engagements_per_message: int = 500

@@ -151,3 +151,21 @@ def test_dropping_the_held_engagements_keeps_what_the_sources_said() -> None:
     merge.add(A, 100, "a100 again")
     merge.announce(A, 100, False)
     assert merge.release(10) == ["a100 again"]
+
+
+def test_a_source_silent_for_too_long_stops_holding_the_others_back() -> None:
+    """Liveness: a source that never speaks again (its announcement lost) delays a partition
+    by `max_wait_s`, not for good; once it speaks it holds the others back again."""
+    now = [0.0]
+    merge: SourceMerge[str] = SourceMerge(frozenset({A, B}), max_wait_s=30.0, clock=lambda: now[0])
+    merge.announce(B, 50, False)
+    merge.add(A, 100, "a100")
+    merge.announce(A, 200, False)
+    assert merge.release(10) == []
+    now[0] = 29.0
+    assert merge.release(10) == []
+    now[0] = 30.0
+    assert merge.release(10) == ["a100"]
+    merge.announce(B, 60, False)  # B speaks: it counts again
+    merge.add(A, 150, "a150")
+    assert merge.release(10) == []

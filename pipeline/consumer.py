@@ -63,7 +63,7 @@ class AtLeastOnceConsumer(Consumer):
     _seeks: int = 0
     _seeking: bool = False
     _during: dict[TP, int]
-    """First offset of each partition delivered while a seek ran (streams may have dropped it)."""
+    """First offset of each partition fetched while a seek ran (withheld, fetched again)."""
     _rewound: dict[TP, int]
     """Where the last seek moved partitions that have no committed offset."""
     _overtaken: dict[TP, int] | None = None
@@ -82,19 +82,31 @@ class AtLeastOnceConsumer(Consumer):
         self._seeking, self._during = True, {}
         try:
             await super().perform_seek()
+            self._rewound = {}
+            first: dict[TP, int] = {}
+            for known in (self._yielded or {}, self._overtaken or {}):
+                for tp, offset in known.items():
+                    if offset < first.get(tp, offset + 1):
+                        first[tp] = offset
+            self._overtaken = None
+            await self._rewind_uncommitted(first)
+            await self._refetch_withheld()
         finally:
             self._seeking = False
-        self._rewound = {}
-        first = dict(self._during)
-        for known in (self._yielded or {}, self._overtaken or {}):
-            for tp, offset in known.items():
-                if offset < first.get(tp, offset + 1):
-                    first[tp] = offset
-        self._overtaken = None
-        await self._rewind_uncommitted(first)
         self._seeks += 1
         if self.after_seek is not None:
             self.after_seek()
+
+    async def _refetch_withheld(self) -> None:
+        """Records fetched while the seek ran were not delivered (from before the seek or
+        after it, nobody can tell): each such partition goes back to where the seek put it,
+        or to the first withheld record if that is earlier."""
+        assigned = self.assignment()
+        for tp, offset in self._during.items():
+            if tp not in assigned:
+                continue
+            target = self._committed_offset.get(tp) or self._rewound.get(tp)
+            await self.seek(tp, offset if target is None else min(target, offset))
 
     async def _rewind_uncommitted(self, first: dict[TP, int]) -> None:
         """Faust's seek moves only partitions with a committed offset above 0 (aiokafka's
@@ -125,17 +137,19 @@ class AtLeastOnceConsumer(Consumer):
                     self._overtaken = first
                     await self.perform_seek()
                     return
-                if self._seeking:
+                if self._seeking and not self._is_changelog_tp(tp):
+                    # Not delivered: from before the seek or after it, it is fetched again
+                    # once the seek ends (`_refetch_withheld`). Standby changelog records go
+                    # on: recovery is done, and a standby must not miss one.
                     self._during.setdefault(tp, message.offset)
+                    continue
                 if not self._committed_offset.get(tp):
                     if self._yielded is None:
                         self._yielded = {}
                     self._yielded.setdefault(tp, message.offset)
                 if self._delivered is None:
                     self._delivered = WeakKeyDictionary()
-                # During a seek a record may come from either side of it: taken as after
-                # (it is not delivered again); a batch the seek overtook is dropped above.
-                self._delivered[message] = self._seeks + self._seeking
+                self._delivered[message] = self._seeks
                 yield tp, message
 
     def stale(self, message: Message) -> bool:

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+import pytest
+
 from pipeline.generate import GeneratorConfig, generate
 from scoring import Event, Model, parse_event
 from tests.faults.conftest import FULL
@@ -35,6 +37,8 @@ from tests.faults.kit import (
     wait_processed,
 )
 from tests.integration.pipeline_kit import Deployment, WorkerProcess, produce_events
+
+pytestmark = pytest.mark.failover
 
 STOP_BOUND_S = 30.0
 """A graceful stop under backlog ends within this (the StatefulSet's grace is 60 s)."""

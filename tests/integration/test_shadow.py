@@ -231,10 +231,12 @@ def test_two_fresh_runs_of_the_same_history_end_in_the_same_state(
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="known gap: a user's actor steps (agent act) and target steps (agent receive, one "
     "repartition hop later) interleave by timing, so which step first moves a score by a "
-    "point, and so the score-change events, differ between runs; the final state does not",
+    "point, and so the score-change events, differ between runs; the final state does not. "
+    "Since engagements reach their targets in event-time order (pipeline/merge.py) the runs "
+    "agree more often: one run in this session passed, so the mark is no longer strict",
 )
 def test_two_fresh_runs_emit_identical_score_changes_per_partition(
     fresh_runs: list[View],

@@ -520,6 +520,7 @@ class Pipeline:
         """
         assignment = self.assignment
         invalid: list[tuple[EventT[Any], list[Routed] | Invalid]] = []
+        dead: list[list[Any]] = []
         for event in self.current(events):
             message = event.message
             pending = self.pending_acks.setdefault(message.partition, deque())
@@ -527,7 +528,8 @@ class Pipeline:
                 bundle = decode_engagements(message.value or b"")
             except StateError as exc:
                 invalid.append((event, Invalid("bad_engagement", str(exc)[:200])))
-                pending.append([event, 1])
+                dead.append([event, 1])
+                pending.append(dead[-1])
                 continue
             merge = self.merge(message.partition)
             for source, (announced, idle) in bundle.progress:
@@ -541,8 +543,8 @@ class Pipeline:
         if invalid:
             if not await self.run_batch(invalid, self.on_engagements, assignment=assignment):
                 return
-            for event, _ in invalid:
-                self.pending_acks[event.message.partition][-1][1] = 0
+            for letter in dead:
+                letter[1] = 0
         limit = self.settings.batch_max_events
         while True:
             items: list[tuple[EventT[Any], list[Routed] | Invalid]] = []

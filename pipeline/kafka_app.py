@@ -25,8 +25,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar, cast
 
 import faust
@@ -82,11 +81,6 @@ def as_current(event: EventT[Any]) -> Iterator[None]:
         _current_event.reset(token)
 
 
-SOURCE_PARTITION: ContextVar[TP | None] = ContextVar("SOURCE_PARTITION", default=None)
-"""The source partition whose transaction a send outside any event joins (under exactly-once,
-a progress announcement joins the transaction of the partition it speaks for)."""
-
-
 class SourcePartitionTransactions(TransactionManager):
     """Exactly-once with repartitioning: a message joins its *source* partition's transaction.
 
@@ -109,9 +103,9 @@ class SourcePartitionTransactions(TransactionManager):
         transactional_id: str | None = None,
     ) -> Any:
         event = current_event()
-        source = event.message.tp if event is not None else SOURCE_PARTITION.get()
-        if source is None:
+        if event is None:
             return await super().send(topic, key, value, partition, timestamp, headers)
+        source = event.message.tp
         group = self.app.assignor.group_for_topic(source.topic)
         tid = f"{self.app.conf.id}-{group}-{source.partition}"
         destination = self.consumer.key_partition(topic, key, partition)
@@ -170,6 +164,9 @@ class Pipeline:
         self.bundle_context: dict[int, EventT[Any]] = {}
         """Per target partition: its latest repartition message (the event a release runs as)."""
         self.released_ts: dict[TP, int] = {}
+        self.input_context: dict[int, EventT[Any]] = {}
+        """Per input partition number: its latest released event (under exactly-once, the
+        transaction its progress announcements join)."""
         """Per owned input partition: the latest event time released to the actor step."""
         self.progress_sent: dict[Source, Progress] = {}
         self.lock = asyncio.Lock()
@@ -200,6 +197,7 @@ class Pipeline:
         self.watched = None
         self.leaders.clear()
         self.released_ts.clear()
+        self.input_context.clear()
         self.progress_sent.clear()
 
     def drop_holds(self) -> None:
@@ -312,15 +310,21 @@ class Pipeline:
         groups: dict[int, list[tuple[Source, Progress]]] = {}
         for source, known in progress.items():
             groups.setdefault(source[1] if exactly_once else -1, []).append((source, known))
+        sent: dict[Source, Progress] = {}
         for group, rows in groups.items():
+            # Exactly-once: a partition's progress joins the transaction of its latest input,
+            # as its engagements do; before its first input it waits (a send outside any
+            # event's transaction made Faust start a second producer for a transactional id,
+            # and the first was fenced: a worker crashed with ProducerFenced).
+            context = self.input_context.get(group) if exactly_once else None
+            if exactly_once and context is None:
+                continue
             message = encode_engagements([], rows)
-            token = SOURCE_PARTITION.set(TP(self.inputs_names[0], group) if exactly_once else None)
-            try:
+            with as_current(context) if context is not None else nullcontext():
                 for partition in range(self.partition_count):
                     await self.send(self.engagements, None, message, partition)
-            finally:
-                SOURCE_PARTITION.reset(token)
-        self.progress_sent = progress
+            sent.update(rows)
+        self.progress_sent = sent
 
     async def run_batch(
         self,
@@ -488,6 +492,7 @@ class Pipeline:
         tp = message.tp
         if decoded.ts > self.released_ts.get(tp, decoded.ts - 1):
             self.released_ts[tp] = decoded.ts
+        self.input_context[partition] = event
         await self.watch(partition, decoded.ts)
         origin = Position(self.input_index[message.topic], partition, message.offset)
         out = actor_step(self.cache(partition), decoded, origin, self.model)

@@ -294,6 +294,8 @@ class Pipeline:
         }
 
     def progress_due(self) -> bool:
+        if self.settings.processing_guarantee == "exactly_once":
+            return False
         return self.input_progress() != self.progress_sent
 
     async def send_progress(self, last_of_partition: dict[int, EventT[Any]]) -> None:
@@ -509,8 +511,12 @@ class Pipeline:
     def merge(self, partition: int) -> SourceMerge[tuple[Routed, list[Any]]]:
         merge = self.merges.get(partition)
         if merge is None:
+            # Exactly-once does not merge yet (engagements in arrival order, as before): its
+            # progress announcements still broke a worker's transactions (docs/pipeline.md).
+            exactly_once = self.settings.processing_guarantee == "exactly_once"
             merge = self.merges[partition] = SourceMerge(
-                self.sources, max_wait_s=self.settings.merge_max_wait_s
+                frozenset() if exactly_once else self.sources,
+                max_wait_s=self.settings.merge_max_wait_s,
             )
         return merge
 

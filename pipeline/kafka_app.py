@@ -141,7 +141,6 @@ class Pipeline:
             "users", default=None, partitions=count, key_type=bytes, value_type=bytes
         )
         self.input_index = {name: i for i, name in enumerate(names.inputs)}
-        self.inputs_names = names.inputs
         self.partition_count = count
         self.caches: dict[int, UserCache] = {}
         """One cache per partition: a batch's changed users are written under an event of

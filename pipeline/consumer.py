@@ -15,10 +15,11 @@ recovery:
    skipped. Records never processed counted as done. And a partition without a committed
    offset is not moved by that seek at all (aiokafka seeks only to committed offsets above 0),
    so what the streams dropped there was gone (and so was what a rebalance took from the
-   streams' buffers and the pipeline's holds). Here a batch stops at the first record after a
-   seek and the seek is repeated with nothing in flight, and partitions without a committed
-   offset are moved back to the first record ever delivered there:
-   everything is delivered again (what was processed already is recognised by event id).
+   streams' buffers and the pipeline's holds, and what Faust's fetch loop itself drops while
+   recovery runs). Here a batch stops at the first record after a seek and the seek is
+   repeated with nothing in flight, and partitions without a committed offset go back to where
+   the group starts them (the earliest offset, or `worker --from`'s): everything is delivered
+   again (what was processed already is recognised by its offset, `pipeline.steps`).
 2. **Duplicate offsets end the commit.** Faust commits the end of the first run of consecutive
    acknowledged offsets (`Consumer._new_offset`), a list in which a gap's offsets (its last one
    is a delivered record) and redelivered records can appear twice; each repeat ends the run,
@@ -31,8 +32,9 @@ recovery:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
+from types import MappingProxyType
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
@@ -64,12 +66,11 @@ class AtLeastOnceConsumer(Consumer):
     _seeking: bool = False
     _during: dict[TP, int]
     """First offset of each partition fetched while a seek ran (withheld, fetched again)."""
-    _rewound: dict[TP, int]
+    _rewound: Mapping[TP, int] = MappingProxyType({})
     """Where the last seek moved partitions that have no committed offset."""
-    _overtaken: dict[TP, int] | None = None
-    """First offsets of a batch a seek overtook (dropped, to be delivered again)."""
-    _yielded: dict[TP, int] | None = None
-    """First offset delivered of each partition that had no committed offset then."""
+    start_offsets: Mapping[tuple[str, int], int] = MappingProxyType({})
+    """Where the group starts an input partition nobody has committed (`worker --from`);
+    any other uncommitted partition starts at its earliest offset."""
     _delivered: WeakKeyDictionary[Message, int] | None = None
     """The number of seeks done when each message in the pipeline's hands was delivered."""
     after_seek: Callable[[], None] | None = None
@@ -82,14 +83,7 @@ class AtLeastOnceConsumer(Consumer):
         self._seeking, self._during = True, {}
         try:
             await super().perform_seek()
-            self._rewound = {}
-            first: dict[TP, int] = {}
-            for known in (self._yielded or {}, self._overtaken or {}):
-                for tp, offset in known.items():
-                    if offset < first.get(tp, offset + 1):
-                        first[tp] = offset
-            self._overtaken = None
-            await self._rewind_uncommitted(first)
+            await self._rewind_uncommitted()
             await self._refetch_withheld()
         finally:
             self._seeking = False
@@ -108,16 +102,30 @@ class AtLeastOnceConsumer(Consumer):
             target = self._committed_offset.get(tp) or self._rewound.get(tp)
             await self.seek(tp, offset if target is None else min(target, offset))
 
-    async def _rewind_uncommitted(self, first: dict[TP, int]) -> None:
+    async def _rewind_uncommitted(self) -> None:
         """Faust's seek moves only partitions with a committed offset above 0 (aiokafka's
-        `seek_to_committed`); the others are moved back to the first record delivered."""
-        assigned = self.assignment()
-        for tp, offset in first.items():
-            if tp not in assigned:
+        `seek_to_committed`); every other assigned partition goes back to where the group
+        starts it: its `start_offsets` entry, or the earliest offset on the broker. Not to the
+        first record this consumer delivered: records fetched during recovery are dropped
+        inside Faust's fetch loop (flow stopped, partition paused) before they reach this
+        class, yet they move aiokafka's position; a worker that took over a partition nobody
+        had committed began 5,568 records in, and committed past them."""
+        self._rewound = rewound = {}
+        uncommitted = [
+            tp
+            for tp in self.assignment()
+            if not self._committed_offset.get(tp) and not self._is_changelog_tp(tp)
+        ]
+        if not uncommitted:
+            return
+        unknown = [tp for tp in uncommitted if (tp.topic, tp.partition) not in self.start_offsets]
+        earliest = await self.earliest_offsets(*unknown) if unknown else {}
+        for tp in uncommitted:
+            offset = self.start_offsets.get((tp.topic, tp.partition), earliest.get(tp))
+            if offset is None:
                 continue
-            if not self._committed_offset.get(tp) and not self._is_changelog_tp(tp):
-                await self.seek(tp, offset)
-                self._rewound[tp] = offset
+            await self.seek(tp, offset)
+            rewound[tp] = offset
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         seeks = self._seeks
@@ -130,11 +138,6 @@ class AtLeastOnceConsumer(Consumer):
                     # Seek again now that nothing is in flight, and drop the batch: it is
                     # fetched again from where the seeks put each partition.
                     log.info("a seek overtook a fetched batch: seeking again")
-                    first = dict(self._rewound)
-                    first.setdefault(tp, message.offset)
-                    async for rest_tp, rest in batch:
-                        first.setdefault(rest_tp, rest.offset)
-                    self._overtaken = first
                     await self.perform_seek()
                     return
                 if self._seeking and not self._is_changelog_tp(tp):
@@ -143,10 +146,6 @@ class AtLeastOnceConsumer(Consumer):
                     # on: recovery is done, and a standby must not miss one.
                     self._during.setdefault(tp, message.offset)
                     continue
-                if not self._committed_offset.get(tp):
-                    if self._yielded is None:
-                        self._yielded = {}
-                    self._yielded.setdefault(tp, message.offset)
                 if self._delivered is None:
                     self._delivered = WeakKeyDictionary()
                 self._delivered[message] = self._seeks
@@ -170,10 +169,10 @@ class AtLeastOnceConsumer(Consumer):
                 done.update(range(interval.begin, interval.end))
             gaps.chop(0, max(done) + 1)
         committed = self._committed_offset[tp]
-        if not committed and self._yielded and tp in self._yielded:
-            # Never committed: the run must start where delivery started, or a record
-            # acknowledged ahead of earlier ones (a stale delivery) commits past them.
-            committed = self._yielded[tp]
+        if not committed and tp in self._rewound:
+            # Never committed: the run must start where the seek started the partition, or
+            # a record acknowledged ahead of earlier ones (a stale copy) commits past them.
+            committed = self._rewound[tp]
         offset = next_commit(done, committed)
         acked[:] = sorted(done if offset is None else (o for o in done if o >= offset))
         if offset is not None:

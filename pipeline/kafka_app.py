@@ -696,6 +696,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
     register_views(app, pipeline, pipeline.metrics, settings.api_token)
 
     batch, within = settings.batch_max_events, settings.batch_within_s
+    seeker = install_start_seek(app, settings)  # --from: where uncommitted inputs start
 
     @app.agent(pipeline.inputs, name="act")
     async def act(stream: faust.StreamT[bytes]) -> None:
@@ -755,13 +756,14 @@ def create_app(settings: Settings, model: Model) -> faust.App:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, **__: Any) -> None:
         assigned: Iterable[TP] = args[0] if args else ()
-        cast(AtLeastOnceConsumer, app.consumer).after_seek = pipeline.drop_holds
+        consumer = cast(AtLeastOnceConsumer, app.consumer)
+        consumer.after_seek = pipeline.drop_holds
+        consumer.start_offsets = dict(seeker.offsets) if seeker is not None else {}
         async with pipeline.lock:
             pipeline.reset()
             pipeline.track_inputs(assigned)
         pipeline.metrics.rebalance()
 
-    install_start_seek(app, settings)  # --from: uncommitted input partitions start at that time
     return app
 
 

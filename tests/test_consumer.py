@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from faust.transport.drivers.aiokafka import Consumer
+from faust.types import TP as TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 from intervaltree import IntervalTree
@@ -17,6 +18,14 @@ from intervaltree import IntervalTree
 from pipeline.consumer import AtLeastOnceConsumer, next_commit
 
 TP = ("inputs", 0)
+
+
+A, B, C = (TopicPartition(name, 0) for name in "abc")
+
+
+async def earliest(self: object, *tps: str) -> dict[str, int]:
+    """The broker's earliest offsets: every test partition starts at 0."""
+    return dict.fromkeys(tps, 0)
 
 
 @dataclass(eq=False)  # hashed by identity, as Faust's messages are
@@ -87,23 +96,24 @@ def test_a_batch_that_a_seek_overtook_is_dropped_and_the_seek_repeated(
 ) -> None:
     seeks: list[object] = []
 
-    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, Record]]:
-        for tp, offset in (("a", 218), ("b", 5), ("b", 6), ("a", 219)):
+    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[object, Record]]:
+        for tp, offset in ((A, 218), (B, 5), (B, 6), (A, 219)):
             yield tp, Record(offset)
 
     async def seek_to_committed(self: object) -> None:
         seeks.append("committed")
 
-    async def seek(self: object, tp: str, offset: int) -> None:
+    async def seek(self: object, tp: object, offset: int) -> None:
         seeks.append((tp, offset))
 
     monkeypatch.setattr(Consumer, "getmany", fetched)
     monkeypatch.setattr(Consumer, "perform_seek", seek_to_committed)
     monkeypatch.setattr(Consumer, "seek", seek)
     monkeypatch.setattr(Consumer, "_is_changelog_tp", lambda self, tp: False)
-    monkeypatch.setattr(Consumer, "assignment", lambda self: {"a", "b"})
+    monkeypatch.setattr(Consumer, "assignment", lambda self: {A, B})
+    monkeypatch.setattr(Consumer, "earliest_offsets", earliest)
     consumer = object.__new__(AtLeastOnceConsumer)
-    consumer._committed_offset = {"a": 218, "b": None}  # type: ignore[dict-item]
+    consumer._committed_offset = {A: 218, B: None}
 
     async def deliver() -> list[object]:
         delivered: list[object] = []
@@ -113,14 +123,14 @@ def test_a_batch_that_a_seek_overtook_is_dropped_and_the_seek_repeated(
                 await consumer.perform_seek()  # recovery's seek ends while a218 is in flight
         return delivered
 
-    assert asyncio.run(deliver()) == [("a", 218)]
+    assert asyncio.run(deliver()) == [(A, 218)]
     # Recovery's seek, then the repeat with nothing in flight: "a" goes back to its committed
-    # offset, "b" (never committed: aiokafka leaves it where it is) to its first record dropped.
-    assert seeks == ["committed", "committed", ("b", 5)]
+    # offset, "b" (never committed: aiokafka leaves it where it is) to the partition's start.
+    assert seeks == ["committed", (B, 0), "committed", (B, 0)]
 
 
 def test_a_batch_without_a_seek_is_delivered_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, Record]]:
+    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[object, Record]]:
         for offset in (1, 2):
             yield "tp", Record(offset)
 
@@ -144,23 +154,24 @@ def test_what_was_delivered_without_a_commit_is_delivered_again_after_a_seek(
     in the two-worker kill test), or, with nothing left to fetch, the partition stalled."""
     seeks: list[object] = []
 
-    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, Record]]:
-        for tp, offset in (("a", 41), ("b", 7), ("b", 8), ("c", 3)):
+    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[object, Record]]:
+        for tp, offset in ((A, 41), (B, 7), (B, 8), (C, 3)):
             yield tp, Record(offset)
 
     async def seek_to_committed(self: object) -> None:
         seeks.append("committed")
 
-    async def seek(self: object, tp: str, offset: int) -> None:
+    async def seek(self: object, tp: object, offset: int) -> None:
         seeks.append((tp, offset))
 
     monkeypatch.setattr(Consumer, "getmany", fetched)
     monkeypatch.setattr(Consumer, "perform_seek", seek_to_committed)
     monkeypatch.setattr(Consumer, "seek", seek)
     monkeypatch.setattr(Consumer, "_is_changelog_tp", lambda self, tp: False)
-    monkeypatch.setattr(Consumer, "assignment", lambda self: {"a", "b"})
+    monkeypatch.setattr(Consumer, "assignment", lambda self: {A, B})
+    monkeypatch.setattr(Consumer, "earliest_offsets", earliest)
     consumer = object.__new__(AtLeastOnceConsumer)
-    consumer._committed_offset = {"a": 40, "b": None, "c": None}  # type: ignore[dict-item]
+    consumer._committed_offset = {A: 40, B: None, C: None}
     consumer.after_seek = lambda: seeks.append("pipeline drops its holds")
 
     async def deliver_then_seek() -> None:
@@ -171,7 +182,7 @@ def test_what_was_delivered_without_a_commit_is_delivered_again_after_a_seek(
     asyncio.run(deliver_then_seek())
     # "a" is Faust's to seek (committed 40); "c" is no longer assigned here. Then what the
     # pipeline held of the records before is dropped: it comes again, in order.
-    assert seeks == ["committed", ("b", 7), "pipeline drops its holds"]
+    assert seeks == ["committed", (B, 0), "pipeline drops its holds"]
 
 
 def test_a_message_delivered_before_a_seek_is_stale_after_it(
@@ -180,7 +191,7 @@ def test_a_message_delivered_before_a_seek_is_stale_after_it(
     """An agent's `take` buffer may hand the pipeline a message delivered before a seek; it
     comes again in its place, so the pipeline skips the early copy."""
 
-    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, Record]]:
+    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[object, Record]]:
         yield "a", Record(23)
 
     async def seek_to_committed(self: object) -> None:
@@ -202,16 +213,53 @@ def test_a_message_delivered_before_a_seek_is_stale_after_it(
     assert consumer.stale(early) and not consumer.stale(late)  # type: ignore[arg-type]
 
 
-def test_a_partition_never_committed_commits_from_where_delivery_began() -> None:
+def test_a_partition_never_committed_commits_from_where_the_seek_started_it() -> None:
     """Offset 23 acknowledged first (a stale copy, or a message handed on ahead of others)
     on a partition without a committed offset: committing 24 skipped 0..22, and an
     engagement among them was lost at the next failover."""
     state = consumer([23], None)
-    state._yielded = {TP: 0}  # type: ignore[attr-defined]
+    state._rewound = {TP: 0}  # type: ignore[attr-defined]
     assert new_offset(state) is None
     state = consumer([0, 1, 2], None)
-    state._yielded = {TP: 0}  # type: ignore[attr-defined]
+    state._rewound = {TP: 0}  # type: ignore[attr-defined]
     assert new_offset(state) == 3
+
+
+def test_records_dropped_inside_fausts_fetch_loop_are_fetched_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While recovery runs, Faust's fetch loop drops what it fetched for stream partitions
+    (flow stopped, partitions paused) before it reaches this class, and aiokafka's position
+    moves past it. A worker taking over partitions nobody had committed began retweets-0 at
+    offset 5,591 and committed past 23..5,590: 5,568 retweets lost in a two-worker kill run.
+    After the seek every uncommitted partition is back at its start, whatever was delivered:
+    the broker's earliest offset, or the `--from` offset the group starts it at."""
+    seeks: list[object] = []
+
+    async def seek_to_committed(self: object) -> None:
+        seeks.append("committed")
+
+    async def seek(self: object, tp: object, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    async def earliest_of(self: object, *tps: object) -> dict[object, int]:
+        seeks.append(("earliest", *tps))
+        return dict.fromkeys(tps, 12)
+
+    retweets, tweets, mentions, log = (
+        TopicPartition(topic, 0) for topic in ("retweets", "tweets", "mentions", "changelog")
+    )
+    monkeypatch.setattr(Consumer, "perform_seek", seek_to_committed)
+    monkeypatch.setattr(Consumer, "seek", seek)
+    monkeypatch.setattr(Consumer, "earliest_offsets", earliest_of)
+    monkeypatch.setattr(Consumer, "_is_changelog_tp", lambda self, tp: tp is log)
+    monkeypatch.setattr(Consumer, "assignment", lambda self: [retweets, tweets, mentions, log])
+    consumer = object.__new__(AtLeastOnceConsumer)
+    consumer._committed_offset = {mentions: 40}
+    consumer.start_offsets = {("tweets", 0): 7}
+    asyncio.run(consumer.perform_seek())
+    assert seeks == ["committed", ("earliest", retweets), (retweets, 12), (tweets, 7)]
+    assert consumer._rewound == {retweets: 12, tweets: 7}
 
 
 def test_records_fetched_during_a_seek_are_withheld_and_fetched_again(
@@ -223,11 +271,11 @@ def test_records_fetched_during_a_seek_are_withheld_and_fetched_again(
     at all, and its partition goes back to where the seek put it (or to it, if earlier)."""
     seeks: list[object] = []
 
-    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[str, Record]]:
+    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[object, Record]]:
         for tp, offset in (("a", 7), ("a", 8), ("log", 3)):
             yield tp, Record(offset)
 
-    async def seek(self: object, tp: str, offset: int) -> None:
+    async def seek(self: object, tp: object, offset: int) -> None:
         seeks.append((tp, offset))
 
     monkeypatch.setattr(Consumer, "getmany", fetched)
@@ -239,8 +287,8 @@ def test_records_fetched_during_a_seek_are_withheld_and_fetched_again(
     consumer._seeking, consumer._seeks, consumer._during = True, 3, {}
     consumer._rewound = {}
 
-    async def deliver() -> list[tuple[str, int]]:
-        return [(tp, record.offset) async for tp, record in consumer.getmany(1.0)]  # type: ignore[attr-defined]
+    async def deliver() -> list[tuple[object, int]]:
+        return [(tp, record.offset) async for tp, record in consumer.getmany(1.0)]
 
     assert asyncio.run(deliver()) == [("log", 3)]  # a standby's changelog records go on
     asyncio.run(consumer._refetch_withheld())

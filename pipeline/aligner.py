@@ -98,6 +98,13 @@ class EventTimeAligner(Generic[Item]):
             out.append(queues[partition].items.popleft()[1])
         return out
 
+    def head_time(self, partition: Partition) -> int | None:
+        """The event time of the partition's oldest held item, if it holds one."""
+        queue = self.queues.get(partition)
+        if queue is None or not queue.items:
+            return None
+        return queue.items[0][0]
+
     def idle(self, partition: Partition) -> bool:
         """Nothing held for `partition` and nothing more on the broker for it."""
         queue = self.queues.get(partition)

@@ -283,14 +283,21 @@ class Pipeline:
             await asyncio.sleep(0)
 
     def input_progress(self) -> dict[Source, Progress]:
-        """Each owned input partition: the latest event time released, and whether it is idle."""
+        """Each owned input partition: how far in event time it has sent its engagements, and
+        whether it is idle. A partition whose next event waits in the aligner has passed
+        everything before that event, however long ago it released one: announcing only its
+        last release left a sparse partition (a `mentions` partition whose next event was
+        hours ahead) "silent" while the others caught up, until every target stopped waiting
+        for it after `merge_max_wait_s` and applied engagements out of order."""
         aligner = self.aligner
-        return {
-            (self.input_index[tp.topic], tp.partition): Progress(
-                self.released_ts.get(tp), aligner.idle(tp)
+        progress: dict[Source, Progress] = {}
+        for tp in cast(Iterable[TP], aligner.queues):
+            released, head = self.released_ts.get(tp), aligner.head_time(tp)
+            passed = released if head is None else max(head - 1, released or head - 1)
+            progress[(self.input_index[tp.topic], tp.partition)] = Progress(
+                passed, aligner.idle(tp)
             )
-            for tp in cast(Iterable[TP], aligner.queues)
-        }
+        return progress
 
     def progress_due(self) -> bool:
         if self.settings.processing_guarantee == "exactly_once":

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO, Protocol
 import orjson
 
 from pipeline.codec import DeadLetter, key_partition
-from pipeline.settings import KIND_TOPIC, Settings, Topics
+from pipeline.settings import Settings, Topics
 from pipeline.sources import InputError, numbered_events, open_input
 from scoring import Event
 from scoring.events import event_to_dict
@@ -59,14 +59,9 @@ class Record:
     timestamp_ms: int
 
 
-def topic_for(kind: str, topics: Topics) -> str:
-    name: str = getattr(topics, KIND_TOPIC[kind])
-    return name
-
-
 def to_record(event: Event, topics: Topics) -> Record:
     return Record(
-        topic_for(event.kind, topics),
+        topics.for_kind(event.kind),
         event.actor.encode(),
         orjson.dumps(event_to_dict(event)),
         event.ts,

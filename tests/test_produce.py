@@ -25,6 +25,7 @@ from pipeline.produce import (
     produce,
 )
 from pipeline.settings import Topics
+from scoring.events import EVENT_KINDS, SOURCES
 from tests.conftest import T0
 
 TOPICS = Topics(tweets="t-in", retweets="r-in", mentions="m-in")
@@ -93,6 +94,18 @@ def test_each_kind_goes_to_its_topic_keyed_by_actor_at_event_time(stream: Path) 
     assert sink.flushed
     assert stats.invalid == 1 and stats.outside_range == 0
     assert dict(stats.produced) == {"t-in": 3, "r-in": 1, "m-in": 1}
+
+
+def test_the_default_input_topics_are_named_and_ordered_as_scorings_sources() -> None:
+    """A topic's index in `Topics.inputs` is the source its actions are counted in (§12)."""
+    assert Topics().inputs == SOURCES
+    assert {kind: Topics().for_kind(kind) for kind in EVENT_KINDS} == {
+        "tweet": "tweets",
+        "quote": "tweets",
+        "reply": "tweets",
+        "retweet": "retweets",
+        "mention": "mentions",
+    }
 
 
 def test_from_is_inclusive_and_to_exclusive(stream: Path) -> None:

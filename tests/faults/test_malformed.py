@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.codec import MAX_EVENT_BYTES, decode_json_event, refuse_future
-from pipeline.settings import KIND_TOPIC
+from pipeline.settings import Topics
 from scoring import Event, Invalid, Model
 from scoring.events import EVENT_KINDS, MAX_ID_LENGTH, MAX_TS_MS, MIN_TS_MS, event_to_dict
 from tests.faults.conftest import FULL
@@ -233,7 +233,8 @@ def test_malformed_inputs_are_dead_lettered_and_the_valid_ones_unaffected(
     bad = generate(MALFORMED)
     rng = random.Random(6)
     plan: list[tuple[str, bytes | None, bytes | None, bool]] = [
-        (KIND_TOPIC[e.kind], e.actor.encode(), orjson.dumps(event_to_dict(e)), False) for e in valid
+        (Topics().for_kind(e.kind), e.actor.encode(), orjson.dumps(event_to_dict(e)), False)
+        for e in valid
     ]
     for key, value, _ in bad:
         plan.insert(rng.randrange(len(plan) + 1), (rng.choice(TOPICS), key, value, True))

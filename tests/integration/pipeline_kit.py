@@ -26,7 +26,7 @@ from aiokafka.errors import (
     KafkaError,
 )
 
-from pipeline.settings import KIND_TOPIC, Topics
+from pipeline.settings import Topics
 from pipeline.steps import Stored, decode_stored
 from scoring import Event
 from scoring.events import event_to_dict
@@ -148,14 +148,13 @@ class WorkerProcess:
 
 
 async def produce_events(bootstrap: str, topics: Topics, events: Iterable[Event]) -> int:
-    names = {"tweets": topics.tweets, "retweets": topics.retweets, "mentions": topics.mentions}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
     await producer.start()
     count = 0
     try:
         for event in events:
             await producer.send(
-                names[KIND_TOPIC[event.kind]],
+                topics.for_kind(event.kind),
                 key=event.actor.encode(),
                 value=orjson.dumps(event_to_dict(event)),
             )

@@ -29,7 +29,6 @@ import pytest
 import yaml
 
 from pipeline.generate import GeneratorConfig, generate
-from pipeline.settings import KIND_TOPIC
 from scoring import Model
 from tests.integration.pipeline_kit import (
     Deployment,
@@ -235,17 +234,16 @@ async def _produce_batch(
 ) -> None:
     """Batch number `batch` of the valid events, then BAD_PER_BATCH messages that are not JSON."""
     topics = deployment.topics
-    names = {"tweets": topics.tweets, "retweets": topics.retweets, "mentions": topics.mentions}
     size = -(-len(events) // BATCHES)
     chunk = events[batch * size : (batch + 1) * size]
-    for topic in sorted({KIND_TOPIC[str(e["kind"])] for e in chunk}):
+    for topic in sorted({topics.for_kind(str(e["kind"])) for e in chunk}):
         await produce_raw(
             bootstrap,
-            names[topic],
+            topic,
             [
                 (str(e["actor"]).encode(), orjson.dumps(e))
                 for e in chunk
-                if KIND_TOPIC[str(e["kind"])] == topic
+                if topics.for_kind(str(e["kind"])) == topic
             ],
         )
     await produce_raw(

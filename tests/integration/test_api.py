@@ -26,7 +26,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.api import explain_body, rank_users, user_body
+from pipeline.api.replies import explain_body, user_body
+from pipeline.api.top import rank_users
 from pipeline.engine import Engine
 from pipeline.generate import GeneratorConfig, generate
 from scoring import Event, Model, parse_event

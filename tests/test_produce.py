@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from pipeline.cli import main
-from pipeline.produce import (
+from pipeline.produce.loop import (
     LINE_HEADER,
     SOURCE_HEADER,
     Pacer,

@@ -88,14 +88,6 @@ def decode_messages(messages: Iterable[Message]) -> list[Event]:
     return events
 
 
-def new_deployment(
-    server: str, prefix: str, partitions: int = PARTITIONS, guarantee: str = "at_least_once"
-) -> Deployment:
-    deployment = Deployment(server, f"{prefix}{uuid.uuid4().hex[:8]}", partitions, guarantee)
-    deployment.create_topics()
-    return deployment
-
-
 def start_worker(
     deployment: Deployment,
     tmp: Path,

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -145,6 +146,16 @@ class WorkerProcess:
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def new_deployment(
+    bootstrap: str, prefix: str, partitions: int = 4, guarantee: str = "at_least_once"
+) -> Deployment:
+    """A deployment of its own on `bootstrap`: a fresh app id (`prefix` and a random part), so
+    fresh topics, created here; its topics are deleted at the session's end."""
+    deployment = Deployment(bootstrap, f"{prefix}{uuid.uuid4().hex[:10]}", partitions, guarantee)
+    deployment.create_topics()
+    return deployment
 
 
 async def produce_events(bootstrap: str, topics: Topics, events: Iterable[Event]) -> int:

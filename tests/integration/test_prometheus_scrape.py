@@ -18,7 +18,6 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from scoring import Model
 from tests.integration.pipeline_kit import (
     Deployment,
     WorkerProcess,
+    new_deployment,
     produce_raw,
     wait_until_processed,
 )
@@ -269,10 +269,7 @@ def test_prometheus_scrapes_a_worker_and_evaluates_the_alert_rules(
     model: Model,
     start_prometheus: Callable[[list[str]], Prometheus],
 ) -> None:
-    deployment = Deployment(
-        kafka_bootstrap, f"ps{uuid.uuid4().hex[:10]}", PARTITIONS, "at_least_once"
-    )
-    deployment.create_topics()
+    deployment = new_deployment(kafka_bootstrap, "ps", PARTITIONS)
     try:
         worker = deployment.start_worker(tmp_path)
         _wait_serving(worker)

@@ -26,6 +26,7 @@ from pipeline.produce.loop import (
 )
 from pipeline.settings import Topics
 from scoring.events import EVENT_KINDS, SOURCES
+from scoring.model import DAY_MS
 from tests.conftest import T0
 
 TOPICS = Topics(tweets="t-in", retweets="r-in", mentions="m-in")
@@ -199,7 +200,7 @@ def test_speed_n_paces_sends_by_event_time() -> None:
 def test_speed_zero_never_waits_and_negative_is_refused() -> None:
     fake = FakeTime()
     pacer = Pacer(0, clock=fake.clock, sleep=fake.sleep)
-    for ts in (T0, T0 + 86_400_000, T0 + 10 * 86_400_000):
+    for ts in (T0, T0 + DAY_MS, T0 + 10 * DAY_MS):
         assert pacer.delay(ts) == 0.0
     with pytest.raises(ValueError):
         Pacer(-1)

@@ -15,6 +15,7 @@ import pytest
 from pipeline.codec import decode_higgs_line
 from pipeline.engine import Engine
 from scoring import Event, Model, read_mass
+from scoring.model import DAY_MS
 from scoring.scale import SCALE_MIN, SCALE_SPAN, quantile_level
 from tests.integration.pipeline_kit import (
     Deployment,
@@ -92,7 +93,7 @@ def test_backfill_of_a_sparse_history_matches_the_embedded_engine(
     events = [parse_event(row) for row in generate(GeneratorConfig(users=200, days=8, seed=5))]
     stream = [event for event in events if isinstance(event, Event)]
     assert len(stream) == len(events)
-    assert (stream[-1].ts - stream[0].ts) > (model.open_days + 2) * 86_400_000
+    assert (stream[-1].ts - stream[0].ts) > (model.open_days + 2) * DAY_MS
     engine = Engine(model)
     for event in stream:
         engine.process(event)

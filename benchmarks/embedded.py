@@ -28,9 +28,10 @@ from pathlib import Path
 import orjson
 
 from pipeline.native_engine import Core
+from scoring.model import DAY_MS
 
 DEFAULT_INPUT = Path(__file__).resolve().parents[2] / "shared/data/higgs-activity_time.txt.gz"
-HALF_LIFE_MS = 45 * 86_400_000
+HALF_LIFE_MS = 45 * DAY_MS
 CHILDREN = ("baseline", "native", "native-records", "python")
 
 

@@ -27,9 +27,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.embedded import DEFAULT_INPUT
 from pipeline.codec import decode_higgs_line
-from pipeline.settings import KIND_TOPIC
 from scoring import Event
-from scoring.events import event_to_dict
+from scoring.events import SOURCE_FOR_KIND, SOURCES, event_to_dict
 from tests.integration.pipeline_kit import Deployment, WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +39,8 @@ _PORTS = itertools.count(17100 + (os.getpid() % 400) * 10)
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One input message: topic field name (tweets/retweets/mentions), key, value, event id."""
+    """One input message: its source (`SOURCES`: the `Topics` field it goes to), key, value, event
+    id."""
 
     topic: str
     key: bytes
@@ -70,7 +70,7 @@ def higgs_messages(count: int, path: Path = DEFAULT_INPUT) -> list[Message]:
 
 def event_message(event: Event) -> Message:
     return Message(
-        KIND_TOPIC[event.kind],
+        SOURCES[SOURCE_FOR_KIND[event.kind]],
         event.actor.encode(),
         orjson.dumps(event_to_dict(event)),
         event.id,
@@ -86,14 +86,6 @@ def decode_messages(messages: Iterable[Message]) -> list[Event]:
         assert isinstance(event, Event)
         events.append(event)
     return events
-
-
-def new_deployment(
-    server: str, prefix: str, partitions: int = PARTITIONS, guarantee: str = "at_least_once"
-) -> Deployment:
-    deployment = Deployment(server, f"{prefix}{uuid.uuid4().hex[:8]}", partitions, guarantee)
-    deployment.create_topics()
-    return deployment
 
 
 def start_worker(

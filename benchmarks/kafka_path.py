@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 
 from benchmarks import harness
 from benchmarks.harness import Message, Tail
-from tests.integration.pipeline_kit import Deployment
+from tests.integration.pipeline_kit import Deployment, new_deployment
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,7 @@ def embedded(messages: list[Message]) -> tuple[float, int]:
 
 def run(server: str, messages: list[Message], tmp: Path) -> tuple[PathResult, Deployment]:
     """The three measurements, one after the other; the deployment's topics stay for reuse."""
-    deployment = harness.new_deployment(server, "bench-path-")
+    deployment = new_deployment(server, "bench-path-")
     produce_s = harness.produce_all(server, deployment, messages)
     transport = transport_limit(server, deployment, len(messages))
     worker = run_workers(server, deployment, 1, len(messages), tmp)

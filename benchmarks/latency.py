@@ -23,7 +23,7 @@ import orjson
 from benchmarks import harness
 from benchmarks.harness import Message, Tail
 from benchmarks.kafka_path import _wait_members
-from tests.integration.pipeline_kit import Deployment
+from tests.integration.pipeline_kit import Deployment, new_deployment
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ def paced_produce(
 def run(
     server: str, messages: list[Message], rate: float, seconds: float, tmp: Path
 ) -> LatencyResult:
-    deployment = harness.new_deployment(server, "bench-lat-")
+    deployment = new_deployment(server, "bench-lat-")
     tail = Tail(server, deployment.topics.score_changes, deployment.partitions, True).start()
     harness.start_worker(deployment, tmp)
     try:

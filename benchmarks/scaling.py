@@ -17,12 +17,13 @@ from pathlib import Path
 from benchmarks import harness
 from benchmarks.harness import Message
 from benchmarks.kafka_path import WorkerRun, run_workers
+from tests.integration.pipeline_kit import new_deployment
 
 
 def run(server: str, messages: list[Message], counts: list[int], tmp: Path) -> list[WorkerRun]:
     out = []
     for count in counts:
-        deployment = harness.new_deployment(server, f"bench-scale{count}-")
+        deployment = new_deployment(server, f"bench-scale{count}-")
         out.append(
             run_workers(
                 server, deployment, count, len(messages), tmp, join_first=True, messages=messages

@@ -24,6 +24,7 @@ import orjson
 
 from benchmarks import harness
 from benchmarks.harness import Message
+from tests.integration.pipeline_kit import new_deployment
 
 TS0 = 1_735_689_600_000
 READY = b"Worker ready"
@@ -105,7 +106,7 @@ def wait_log(path: Path, needle: bytes, started: float, timeout: float) -> float
 
 def run(server: str, users: int, tmp: Path, recovery_timeout: float = 300.0) -> ScaleResult:
     messages = population(users)
-    deployment = harness.new_deployment(server, "bench-scale-")
+    deployment = new_deployment(server, "bench-scale-")
     topics = deployment.topics
     harness.produce_all(server, deployment, messages)
     started = time.monotonic()

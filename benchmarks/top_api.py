@@ -32,7 +32,9 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from benchmarks.embedded import DEFAULT_INPUT
-from pipeline.api import TopQuery, WorkerState, rank_users, top_answer
+from pipeline.api.read_model import WorkerState
+from pipeline.api.scrape import state_size
+from pipeline.api.top import TopQuery, rank_users, top_answer
 from pipeline.leaders import Leaders
 from pipeline.metrics import PipelineMetrics
 from pipeline.native_engine import NativeEngine
@@ -136,7 +138,7 @@ def run(path: Path = DEFAULT_INPUT, partitions: int = 4, repeat: int = 30) -> To
     )
     app = SimpleNamespace(assignor=SimpleNamespace(assigned_actives=lambda: tps))
     worker = WorkerState(app, pipeline, metrics)
-    metrics.state_provider = worker.state_size
+    metrics.state_provider = partial(state_size, worker)
     metrics.lag_provider = lambda: {("tweets", p): 0 for p in range(partitions)}
 
     async def no_peers(at: int | None) -> tuple[list[Any], int | None, bool]:
@@ -174,8 +176,8 @@ def run(path: Path = DEFAULT_INPUT, partitions: int = 4, repeat: int = 30) -> To
     started = time.perf_counter()
     counted = sum(len(v) for v in list(pipeline.table.values()))
     result.old_state_scan_s = time.perf_counter() - started
-    assert worker.state_size().state_bytes == counted
-    assert worker.state_size().users == len(states)
+    assert state_size(worker).state_bytes == counted
+    assert state_size(worker).users == len(states)
     return result
 
 

@@ -21,10 +21,11 @@ from scoring import (
     Model,
     ScoreChange,
     UserState,
+    actor_change,
     apply_action,
     apply_engagement,
-    detect_change,
     new_user_state,
+    target_change,
 )
 from scoring.acting import DUPLICATE, ENGAGEMENT, SELF
 
@@ -91,21 +92,13 @@ class Engine:
             if target_state is None:
                 target_state = states[target] = new_user_state(ts)
             apply_engagement(target_state, engagement, model)
-            self._check(target, target_state, "engagement", event.id, out)
-        if actor_state.received is not None:
-            cause = result.actor_score_cause
-            if cause is not None:
-                self._check(event.actor, actor_state, cause, event.id, out)
+            self._record(target_change(target, target_state, model), event.id, out)
+        self._record(actor_change(event.actor, actor_state, result, model), event.id, out)
         return out
 
-    def _check(
-        self, user: str, state: UserState, cause: str, cause_id: str, out: list[Emitted]
-    ) -> None:
-        change = detect_change(user, state, state.last_ts, self.model, cause)
-        if change is not None:
-            self._record(change, cause_id, out)
-
-    def _record(self, change: ScoreChange, cause_id: str, out: list[Emitted]) -> None:
+    def _record(self, change: ScoreChange | None, cause_id: str, out: list[Emitted]) -> None:
+        if change is None:
+            return
         out.append(Emitted(change, cause_id))
         self.stats.score_changes += 1
         self.watch.note(change, self.model)

@@ -19,9 +19,9 @@ import orjson
 from pipeline.codec import score_change_json
 from pipeline.engine import Emitted, long_lived_states
 from pipeline.native_engine import AnyEngine, Core, NativeEngine, make_engine
-from pipeline.settings import KIND_TOPIC
 from pipeline.sources import decode_line, numbered_batches, numbered_lines, source_name
 from scoring import Event, Model, UserState, read_mass, score_of
+from scoring.events import ENGAGEMENT_KINDS, SOURCE_FOR_KIND, SOURCES
 from scoring.score import reasons, topic_scores
 from scoring.windows import WINDOW_NAMES, read_windows
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:  # prometheus_client is imported only by a run that serves met
     from pipeline.metrics import PipelineMetrics
 
 T = TypeVar("T")
-
-KINDS_RECEIVED = ("retweet", "quote", "reply", "mention")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +89,7 @@ def _snapshot_fields(
         "score": score,
         "mass": mass,
         "effective_mass": effective,
-        "counts": dict(zip(KINDS_RECEIVED, counts, strict=True)),
+        "counts": dict(zip(ENGAGEMENT_KINDS, counts, strict=True)),
         "windows": windows,
         "topics": [{"topic": topic, "score": value} for topic, value in topics],
         "model_version": version,
@@ -108,7 +106,7 @@ def snapshot_lines(engine: AnyEngine, now: int) -> Iterator[bytes]:
     version = model.model_version
     for user, score, mass, effective, counts, windows, topics in engine.snapshots(now):
         by_window = {
-            name: dict(zip(KINDS_RECEIVED, sums, strict=True))
+            name: dict(zip(ENGAGEMENT_KINDS, sums, strict=True))
             for name, sums in zip(WINDOW_NAMES, windows, strict=True)
         }
         fields = _snapshot_fields(user, score, mass, effective, counts, by_window, topics, version)
@@ -225,7 +223,9 @@ def watch_engine(metrics: PipelineMetrics, engine: AnyEngine) -> None:
 
     def copy_counts(m: PipelineMetrics) -> None:
         stats = engine.stats
-        m.consumed_counts = {(KIND_TOPIC[k], k): n for k, n in dict(stats.events).items()}
+        m.consumed_counts = {
+            (SOURCES[SOURCE_FOR_KIND[k]], k): n for k, n in dict(stats.events).items()
+        }
         m.duplicate_counts = {"actor": stats.duplicates} if stats.duplicates else {}
         if engine.now is not None:
             m.event_time(engine.now)

@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from pipeline.codec import MAX_EVENT_BYTES
+from scoring.events import SOURCE_FOR_KIND
+
 PREFIX = "INFLUENCE_"
 _APP_ID = re.compile(r"[A-Za-z0-9._-]+")
 """What an app id may hold: it names Kafka topics (`<id>-users-changelog`) and a directory."""
@@ -23,17 +26,6 @@ def _check_app_id(app_id: str) -> None:
             f"app id {app_id!r} must be letters, digits, '.', '_' or '-' (it names Kafka "
             "topics and a directory)"
         )
-
-
-KIND_TOPIC = {
-    "tweet": "tweets",
-    "quote": "tweets",
-    "reply": "tweets",
-    "retweet": "retweets",
-    "mention": "mentions",
-}
-"""The input topic (a `Topics` field, and its default name) each event kind travels on
-(INTERFACES.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +43,14 @@ class Topics:
 
     @property
     def inputs(self) -> tuple[str, str, str]:
+        """The input topics in the order of `scoring.events.SOURCES`: a topic's index here is
+        the source its actions are counted in (§12)."""
         return (self.tweets, self.retweets, self.mentions)
+
+    def for_kind(self, kind: str) -> str:
+        """The input topic an event of `kind` travels on (INTERFACES.md), by scoring's own
+        table (`SOURCE_FOR_KIND`), so producers and the model cannot disagree."""
+        return self.inputs[SOURCE_FOR_KIND[kind]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +89,9 @@ class Settings:
     session_timeout_s: float = 6.0
     """Short session/rebalance timeouts: a worker joins in seconds, not a minute."""
     heartbeat_interval_s: float = 1.0
-    max_event_bytes: int = 64 * 1024
+    max_event_bytes: int = MAX_EVENT_BYTES
+    """An input message larger than this is dead-lettered (`oversize`) before it is decoded;
+    the decoder refuses anything above `MAX_EVENT_BYTES` whatever this says."""
     max_ahead_s: float = 86_400.0
     """An input whose event time is further ahead of the worker's clock is dead-lettered
     (`ts_in_future`): one event from year 3000 would move its partition's event-time clock

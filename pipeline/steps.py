@@ -26,10 +26,11 @@ from scoring import (
     Model,
     ScoreChange,
     UserState,
+    actor_change,
     apply_action,
     apply_engagement,
-    detect_change,
     new_user_state,
+    target_change,
 )
 from scoring.acting import DUPLICATE, SELF
 from scoring.errors import StateError
@@ -223,11 +224,9 @@ def actor_step(cache: UserCache, event: Event, origin: Position, model: Model) -
         self_engagement=result.outcome == SELF,
         engagement=result.engagement,
     )
-    cause = result.actor_score_cause
-    if cause is not None and stored.state.received is not None:
-        change = detect_change(event.actor, stored.state, stored.state.last_ts, model, cause)
-        if change is not None:
-            out.changes.append(change)
+    change = actor_change(event.actor, stored.state, result, model)
+    if change is not None:
+        out.changes.append(change)
     return out
 
 
@@ -247,7 +246,6 @@ def target_step(
         return TargetOutput(duplicate=True)
     apply_engagement(stored.state, engagement, model)
     stored.positions[key] = origin.offset
-    state = stored.state
-    change = detect_change(engagement.target, state, state.last_ts, model, "engagement")
+    change = target_change(engagement.target, stored.state, model)
     cache.mark(engagement.target)
     return TargetOutput(change=change)

@@ -3,10 +3,12 @@
 The two halves of §12's partitioned processing:
 - `apply_action` runs where the actor's state lives and returns an `Engagement` to route;
 - `apply_engagement` runs where the target's state lives.
-Reading is separate: `read_mass`, `detect_change`, `explain`.
+Reading is separate: `read_mass`, `detect_change`, `explain`; `actor_change` and
+`target_change` say whose score to re-check after each half.
 """
 
 from scoring.acting import ActionResult, apply_action, new_user_state
+from scoring.changes import actor_change, target_change
 from scoring.events import Engagement, Event, Invalid, parse_event
 from scoring.explain import Explanation, explain
 from scoring.mass import Mass, read_mass
@@ -29,6 +31,7 @@ __all__ = [
     "ScoreChange",
     "TopicScore",
     "UserState",
+    "actor_change",
     "apply_action",
     "apply_engagement",
     "decode_state",
@@ -41,4 +44,5 @@ __all__ = [
     "parse_model",
     "read_mass",
     "score_of",
+    "target_change",
 ]

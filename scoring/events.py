@@ -12,12 +12,18 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 EVENT_KINDS = ("tweet", "retweet", "quote", "reply", "mention")
-ENGAGEMENT_KIND_INDEX = {"retweet": 0, "quote": 1, "reply": 2, "mention": 3}
-"""Index of each engagement kind in per-kind arrays (same order as model.KINDS)."""
+ENGAGEMENT_KINDS = ("retweet", "quote", "reply", "mention")
+"""Engagement kinds in the fixed order of every per-kind array in the state, the snapshot's
+`counts` and `windows`, and the compiled core's (native/): the one list they all follow."""
+ENGAGEMENT_KIND_INDEX = {kind: index for index, kind in enumerate(ENGAGEMENT_KINDS)}
+"""Index of each engagement kind in per-kind arrays."""
 
-SOURCE_TWEETS, SOURCE_RETWEETS, SOURCE_MENTIONS = 0, 1, 2
+SOURCES = ("tweets", "retweets", "mentions")
+"""The three input streams (INTERFACES.md), in the order of the per-source actor counters
+(§12). The pipeline carries each on one input topic, `Topics.inputs` in this order."""
 SOURCE_FOR_KIND = {"tweet": 0, "quote": 0, "reply": 0, "retweet": 1, "mention": 2}
-"""Input topic each kind travels on; order-dependent actor counters are kept per source (§12)."""
+"""The source (an index into `SOURCES`) each kind travels on; order-dependent actor counters
+are kept per source (§12), so this table decides which counter an action counts in."""
 
 MAX_ID_LENGTH = 256
 MAX_HASHTAGS = 64

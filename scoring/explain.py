@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from scoring.events import ENGAGEMENT_KINDS
 from scoring.mass import read_mass
-from scoring.model import KINDS, Model
+from scoring.model import Model
 from scoring.score import Reason, TopicScore, reasons, score_of, topic_scores
 from scoring.state import UserState
 from scoring.topics import TopicEvidence, topic_evidence
@@ -55,16 +56,18 @@ def explain(state: UserState, now: int, model: Model) -> Explanation:
     received = state.received
     decay = math.exp(-model.fast_rate * (now - state.landmark))
     if received is None:
-        kind_sums = dict.fromkeys(KINDS, 0.0)
+        kind_sums = dict.fromkeys(ENGAGEMENT_KINDS, 0.0)
         removed = dict.fromkeys(DISCOUNTS, 0.0)
-        counts = dict.fromkeys(KINDS, 0)
+        counts = dict.fromkeys(ENGAGEMENT_KINDS, 0)
         windows = read_windows([[], [], []], now, model.minute_bucket_ms)
         contributors: tuple[Contributor, ...] = ()
         evidence: list[TopicEvidence] = []
     else:
-        kind_sums = {k: m * decay for k, m in zip(KINDS, received.kind_mass, strict=True)}
+        kind_sums = {
+            k: m * decay for k, m in zip(ENGAGEMENT_KINDS, received.kind_mass, strict=True)
+        }
         removed = {k: m * decay for k, m in zip(DISCOUNTS, received.removed, strict=True)}
-        counts = dict(zip(KINDS, received.counts, strict=True))
+        counts = dict(zip(ENGAGEMENT_KINDS, received.counts, strict=True))
         windows = read_windows(received.windows, now, model.minute_bucket_ms)
         pair_decay = math.exp(-model.reciprocity_rate * (now - state.landmark))
         ranked = sorted(received.in_pairs.items(), key=lambda kv: (-kv[1].mass, kv[0]))

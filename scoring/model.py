@@ -20,9 +20,6 @@ from scoring.errors import ModelError
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
-KINDS = ("retweet", "quote", "reply", "mention")
-"""Engagement kinds in the fixed order used by every per-kind array in the state."""
-
 
 def decay_rate(half_life_days: float) -> float:
     """λ per millisecond for a half-life given in days."""

@@ -7,7 +7,8 @@ time t counts the buckets whose span starts after ``t - window`` (bucket resolut
 
 from __future__ import annotations
 
-from scoring.model import DAY_MS, HOUR_MS, KINDS
+from scoring.events import ENGAGEMENT_KINDS
+from scoring.model import DAY_MS, HOUR_MS
 
 WINDOW_NAMES = ("1h", "24h", "7d")
 _SPANS = (12, 24, 7)
@@ -90,5 +91,5 @@ def read_windows(
             if current - _SPANS[res] < bucket[0] <= current:
                 for k in range(4):
                     sums[k] += bucket[1 + k]
-        out[name] = dict(zip(KINDS, sums, strict=True))
+        out[name] = dict(zip(ENGAGEMENT_KINDS, sums, strict=True))
     return out

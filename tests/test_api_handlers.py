@@ -11,35 +11,37 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.api import (
-    DEFAULT_TOP,
+from pipeline.api import scrape
+from pipeline.api.read_model import WorkerState
+from pipeline.api.replies import (
     JSON,
+    Reply,
+    check_token,
+    explain_body,
+    readiness,
+    routing_error,
+    user_body,
+    user_reply,
+)
+from pipeline.api.top import (
+    DEFAULT_TOP,
     MAX_TOP,
     PEER_AT_TRAIL_MS,
-    Reply,
-    TopEntry,
     TopQuery,
-    WorkerState,
     answer_times,
     check_at,
-    check_token,
     entries_from_body,
-    explain_body,
-    json_routing_errors,
     latest_of,
     merge_top,
     parse_top_query,
     rank_users,
-    readiness,
-    routing_error,
     top_answer,
     top_body,
-    user_body,
-    user_reply,
 )
+from pipeline.api.views import json_routing_errors
 from pipeline.engine import Engine
 from pipeline.generate import GeneratorConfig, generate
-from pipeline.leaders import Leaders
+from pipeline.leaders import Leaders, TopEntry
 from pipeline.metrics import PipelineMetrics
 from pipeline.native_engine import make_engine
 from pipeline.replay import top_scores
@@ -254,9 +256,9 @@ def test_a_worker_answers_for_its_own_partitions_at_their_stream_time(
     found = fresh.lookup("star")
     assert found is not None and found[1] == engine.states["star"].last_ts
     mine = {u for u in engine.states if owner.partition_of(u) == star_partition}
-    size = owner.state_size()
+    size = scrape.state_size(owner)
     assert size.users == len(mine) and size.state_bytes > 0
-    everyone = _worker(engine, 4, set(range(4)), {}).state_size()
+    everyone = scrape.state_size(_worker(engine, 4, set(range(4)), {}))
     assert everyone.users == len(engine.states)
     assert everyone.state_bytes == sum(
         len(encode_stored(Stored(s))) for s in engine.states.values()
@@ -291,8 +293,8 @@ def test_ready_only_once_recovery_has_completed(model: Model, ev: Events) -> Non
         )
         worker.app.tables = SimpleNamespace(recovery=recovery)
         assert worker.recovered() is ready
-        assert worker.recovery().in_progress is running
-        assert worker.recovery().remaining_messages == 7
+        assert scrape.recovery(worker.app).in_progress is running
+        assert scrape.recovery(worker.app).remaining_messages == 7
 
 
 def test_consumer_lag_is_end_offset_minus_position(model: Model, ev: Events) -> None:
@@ -305,7 +307,7 @@ def test_consumer_lag_is_end_offset_minus_position(model: Model, ev: Events) -> 
         _read_offset={tweets: 99, changelog: 5},  # last offset read
         _committed_offset={mentions: 31},  # nothing read yet: the committed position
     )
-    assert worker.consumer_lag() == {("tweets", 0): 20, ("mentions", 1): 9}
+    assert scrape.consumer_lag(worker.app) == {("tweets", 0): 20, ("mentions", 1): 9}
 
 
 # --- GET /top: one ranking at one event time, from the leader boards ----------------------
@@ -517,10 +519,10 @@ def test_the_boards_are_built_by_the_scan_when_no_event_ran_it(model: Model) -> 
     worker.app.rebalancing = True
     assert asyncio.run(worker.ensure_indexed()) is False and scans == []
     worker.app.rebalancing = False
-    assert worker.state_size().users == 0
+    assert scrape.state_size(worker).users == 0
     assert asyncio.run(worker.ensure_indexed()) is True and scans == [True]
     assert asyncio.run(worker.ensure_indexed()) is True and scans == [True]
-    assert worker.state_size().users == len(engine.states)
+    assert scrape.state_size(worker).users == len(engine.states)
 
 
 def test_routing_errors_have_the_api_error_shape() -> None:

@@ -15,10 +15,11 @@ from pipeline.codec import (
 )
 from scoring import Event, Invalid, ScoreChange
 from scoring.events import MAX_TS_MS, MIN_TS_MS
+from scoring.model import DAY_MS
 
 NOW = 1_795_000_000_000
 """2026-11-18: the worker's wall clock in these tests."""
-DAY = 86_400_000
+DAY = DAY_MS
 YEAR_2500 = 16_725_225_600_000
 
 

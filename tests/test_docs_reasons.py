@@ -12,7 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OPERATIONS = (REPO / "docs" / "operations.md").read_text()
 SCHEMAS = REPO / "schemas"
-SOURCES = sorted([*(REPO / "pipeline").glob("*.py"), *(REPO / "scoring").glob("*.py")])
+SOURCES = sorted([*(REPO / "pipeline").rglob("*.py"), *(REPO / "scoring").rglob("*.py")])
 
 
 def _strings(node: ast.expr, assigned: dict[str, ast.expr]) -> Iterator[str]:
@@ -60,14 +60,11 @@ def reasons_in_code() -> set[str]:
 
 
 def causes_in_code() -> set[str]:
-    """Causes given to `detect_change` as literals, to the engine's `_check`, and the ones
-    `ActionResult.actor_score_cause` names (the variable the others pass on)."""
+    """Causes given to `detect_change` as literals (`scoring.changes`, `scoring.watch`), and
+    the ones `ActionResult.actor_score_cause` names (the variable the others pass on)."""
     found: set[str] = set()
     for call, _ in _calls("detect_change"):
         found.update(_literal(call.args[-1]))
-    for call, _ in _calls("_check"):  # Engine._check(user, state, cause, cause_id, out)
-        if len(call.args) > 2:
-            found.update(_literal(call.args[2]))
     acting = ast.parse((REPO / "scoring" / "acting.py").read_text())
     for node in ast.walk(acting):
         if isinstance(node, ast.FunctionDef) and node.name == "actor_score_cause":

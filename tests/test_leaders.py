@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import leaders as leaders_module
-from pipeline.api import rank_users
+from pipeline.api.top import rank_users
 from pipeline.codec import key_partition
 from pipeline.engine import Engine
 from pipeline.leaders import BOUND_SLACK, Leaders, TopEntry, kernel

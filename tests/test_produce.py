@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from pipeline.cli import main
-from pipeline.produce import (
+from pipeline.produce.loop import (
     LINE_HEADER,
     SOURCE_HEADER,
     Pacer,
@@ -25,6 +25,8 @@ from pipeline.produce import (
     produce,
 )
 from pipeline.settings import Topics
+from scoring.events import EVENT_KINDS, SOURCES
+from scoring.model import DAY_MS
 from tests.conftest import T0
 
 TOPICS = Topics(tweets="t-in", retweets="r-in", mentions="m-in")
@@ -93,6 +95,18 @@ def test_each_kind_goes_to_its_topic_keyed_by_actor_at_event_time(stream: Path) 
     assert sink.flushed
     assert stats.invalid == 1 and stats.outside_range == 0
     assert dict(stats.produced) == {"t-in": 3, "r-in": 1, "m-in": 1}
+
+
+def test_the_default_input_topics_are_named_and_ordered_as_scorings_sources() -> None:
+    """A topic's index in `Topics.inputs` is the source its actions are counted in (§12)."""
+    assert Topics().inputs == SOURCES
+    assert {kind: Topics().for_kind(kind) for kind in EVENT_KINDS} == {
+        "tweet": "tweets",
+        "quote": "tweets",
+        "reply": "tweets",
+        "retweet": "retweets",
+        "mention": "mentions",
+    }
 
 
 def test_from_is_inclusive_and_to_exclusive(stream: Path) -> None:
@@ -186,7 +200,7 @@ def test_speed_n_paces_sends_by_event_time() -> None:
 def test_speed_zero_never_waits_and_negative_is_refused() -> None:
     fake = FakeTime()
     pacer = Pacer(0, clock=fake.clock, sleep=fake.sleep)
-    for ts in (T0, T0 + 86_400_000, T0 + 10 * 86_400_000):
+    for ts in (T0, T0 + DAY_MS, T0 + 10 * DAY_MS):
         assert pacer.delay(ts) == 0.0
     with pytest.raises(ValueError):
         Pacer(-1)

@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.generate import GeneratorConfig, generate, write_jsonl
+from scoring.model import DAY_MS
 
 SMALL = GeneratorConfig(users=120, days=10, seed=3)
 
@@ -119,7 +120,7 @@ def test_gzip_and_stdin_inputs_match_the_plain_file(
 
 
 def test_as_of_evaluates_decay_at_a_later_event_time(stream_file: Path, tmp_path: Path) -> None:
-    end_ms = SMALL.start_ms + SMALL.days * 86_400_000
+    end_ms = SMALL.start_ms + SMALL.days * DAY_MS
     now = replay_to(tmp_path / "now", str(stream_file), extra=("--as-of", str(end_ms)))
     later = replay_to(
         tmp_path / "later", str(stream_file), extra=("--as-of", "2025-06-01T00:00:00Z")

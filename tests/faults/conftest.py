@@ -9,14 +9,12 @@ a few minutes of CI time. See docs/reliability.md.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import kafka_bootstrap  # noqa: F401 - the session broker
-from tests.integration.pipeline_kit import Deployment
+# The session broker and the `deploy` fixture, shared with tests/integration.
+from tests.integration.conftest import deploy, kafka_bootstrap  # noqa: F401
 
 HERE = Path(__file__).resolve().parent
 FULL = os.environ.get("INFLUENCE_FULL_FAULTS", "") == "1"
@@ -34,21 +32,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.faults)
             if broker & set(getattr(item, "fixturenames", ())):
                 item.add_marker(pytest.mark.kafka)
-
-
-@pytest.fixture
-def deploy(kafka_bootstrap: str) -> Iterator[Callable[..., Deployment]]:  # noqa: F811
-    """Fresh deployments (own app id and topics) on the session broker; workers stopped after."""
-    made: list[Deployment] = []
-
-    def make(partitions: int = 4, guarantee: str = "at_least_once", server: str = "") -> Deployment:
-        deployment = Deployment(
-            server or kafka_bootstrap, f"f{uuid.uuid4().hex[:10]}", partitions, guarantee
-        )
-        deployment.create_topics()
-        made.append(deployment)
-        return deployment
-
-    yield make
-    for deployment in made:
-        deployment.stop_all()

@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,11 @@ from tests.faults.kit import (
     wait_for,
 )
 from tests.integration.conftest import KAFKA_SH
-from tests.integration.pipeline_kit import Deployment, produce_events, wait_until_processed
+from tests.integration.pipeline_kit import (
+    new_deployment,
+    produce_events,
+    wait_until_processed,
+)
 
 EVENTS = 100_000 if FULL else 12_000
 DOWN_S = 8.0
@@ -91,8 +94,7 @@ def test_broker_stopped_and_restarted_mid_stream(
     events = higgs_events(EVENTS)
     half = len(events) // 2
     engine = embedded(events, model)
-    deployment = Deployment(own_broker.bootstrap, f"f{uuid.uuid4().hex[:10]}", 4, "at_least_once")
-    deployment.create_topics()
+    deployment = new_deployment(own_broker.bootstrap, "f")
     try:
         asyncio.run(produce_events(deployment.bootstrap, deployment.topics, events[:half]))
         worker = start_worker(deployment, tmp_path)

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.codec import MAX_EVENT_BYTES, decode_json_event, refuse_future
-from pipeline.settings import KIND_TOPIC
+from pipeline.settings import Topics
 from scoring import Event, Invalid, Model
 from scoring.events import EVENT_KINDS, MAX_ID_LENGTH, MAX_TS_MS, MIN_TS_MS, event_to_dict
+from scoring.model import DAY_MS
 from tests.faults.conftest import FULL
 from tests.faults.kit import assert_outcome_exact, embedded, higgs_events, start_worker
 from tests.integration.pipeline_kit import (
@@ -36,7 +37,7 @@ TS = 1_341_100_000_000
 FAR_AHEAD_MS = 3_155_760_000_000
 """2070-01-01: inside the accepted event times (to 2079), beyond the worker's one-day allowance
 for as long as this code lives."""
-FAR_AHEAD_ALLOWANCE_MS = 365 * 86_400_000
+FAR_AHEAD_ALLOWANCE_MS = 365 * DAY_MS
 """What the decoder test allows ahead of the wall clock: far less than FAR_AHEAD_MS is away."""
 TOPICS = ("tweets", "retweets", "mentions")
 
@@ -194,7 +195,7 @@ def test_an_event_a_thousand_years_ahead_is_refused_and_history_is_not() -> None
     """Timestamps far in the future must not reach the model (they would move a partition's
     event-time clock centuries ahead and decay every score there)."""
     now = 1_795_000_000_000  # 2026-11-18
-    day = 86_400_000
+    day = DAY_MS
     year_3000 = Event("far", "retweet", 32_503_680_000_000, "a", "b")
     refused = refuse_future(year_3000, now, day)
     assert refused is not None and refused.reason == "ts_in_future"
@@ -233,7 +234,8 @@ def test_malformed_inputs_are_dead_lettered_and_the_valid_ones_unaffected(
     bad = generate(MALFORMED)
     rng = random.Random(6)
     plan: list[tuple[str, bytes | None, bytes | None, bool]] = [
-        (KIND_TOPIC[e.kind], e.actor.encode(), orjson.dumps(event_to_dict(e)), False) for e in valid
+        (Topics().for_kind(e.kind), e.actor.encode(), orjson.dumps(event_to_dict(e)), False)
+        for e in valid
     ]
     for key, value, _ in bad:
         plan.insert(rng.randrange(len(plan) + 1), (rng.choice(TOPICS), key, value, True))

@@ -11,10 +11,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.integration.pipeline_kit import Deployment
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -88,3 +92,25 @@ def kafka_bootstrap() -> Iterator[str]:
         stopped = _kafka_sh("stop", timeout=120)
         if stopped.returncode != 0:
             print(f"{KAFKA_SH} stop failed:\n{_output(stopped)}")
+
+
+@pytest.fixture
+def deploy(
+    kafka_bootstrap: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Deployment]]:
+    """Fresh deployments (own app id and topics) on the session broker, or on `server`;
+    workers stopped after the test. App ids start with the test module's name, so topics
+    left on a shared broker say which test made them."""
+    from tests.integration.pipeline_kit import new_deployment
+
+    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:12] + "-"
+    made: list[Deployment] = []
+
+    def make(partitions: int = 4, guarantee: str = "at_least_once", server: str = "") -> Deployment:
+        deployment = new_deployment(server or kafka_bootstrap, prefix, partitions, guarantee)
+        made.append(deployment)
+        return deployment
+
+    yield make
+    for deployment in made:
+        deployment.stop_all()

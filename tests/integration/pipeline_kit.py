@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -26,7 +27,7 @@ from aiokafka.errors import (
     KafkaError,
 )
 
-from pipeline.settings import KIND_TOPIC, Topics
+from pipeline.settings import Topics
 from pipeline.steps import Stored, decode_stored
 from scoring import Event
 from scoring.events import event_to_dict
@@ -147,15 +148,24 @@ class WorkerProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def new_deployment(
+    bootstrap: str, prefix: str, partitions: int = 4, guarantee: str = "at_least_once"
+) -> Deployment:
+    """A deployment of its own on `bootstrap`: a fresh app id (`prefix` and a random part), so
+    fresh topics, created here; its topics are deleted at the session's end."""
+    deployment = Deployment(bootstrap, f"{prefix}{uuid.uuid4().hex[:10]}", partitions, guarantee)
+    deployment.create_topics()
+    return deployment
+
+
 async def produce_events(bootstrap: str, topics: Topics, events: Iterable[Event]) -> int:
-    names = {"tweets": topics.tweets, "retweets": topics.retweets, "mentions": topics.mentions}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
     await producer.start()
     count = 0
     try:
         for event in events:
             await producer.send(
-                names[KIND_TOPIC[event.kind]],
+                topics.for_kind(event.kind),
                 key=event.actor.encode(),
                 value=orjson.dumps(event_to_dict(event)),
             )

@@ -14,9 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.api import explain_body, rank_users, user_body
+from pipeline.api.replies import explain_body, user_body
+from pipeline.api.top import rank_users
 from pipeline.engine import Engine
 from pipeline.generate import GeneratorConfig, generate
 from scoring import Event, Model, parse_event
@@ -119,24 +118,10 @@ def stream(model: Model) -> tuple[list[Event], Engine]:
     return events, engine
 
 
-@pytest.fixture
-def deploy(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    made: list[Deployment] = []
-
-    def make(partitions: int, token: str | None = None) -> Deployment:
-        if token is None:
-            monkeypatch.delenv("INFLUENCE_API_TOKEN", raising=False)
-        else:
-            monkeypatch.setenv("INFLUENCE_API_TOKEN", token)
-        deployment = Deployment(kafka_bootstrap, f"a{uuid.uuid4().hex[:10]}", partitions)
-        deployment.guarantee = "at_least_once"
-        deployment.create_topics()
-        made.append(deployment)
-        return deployment
-
-    yield make
-    for deployment in made:
-        deployment.stop_all()
+@pytest.fixture(autouse=True)
+def no_api_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers inherit the test's environment: no API token unless a test sets one."""
+    monkeypatch.delenv("INFLUENCE_API_TOKEN", raising=False)
 
 
 def run(deployment: Deployment, events: list[Event], workers: list[WorkerProcess]) -> None:
@@ -403,10 +388,14 @@ def test_two_workers_route_users_and_merge_the_top(
 
 
 def test_bearer_token_guards_the_query_api_only(
-    deploy: Any, stream: tuple[list[Event], Engine], tmp_path: Path
+    deploy: Any,
+    stream: tuple[list[Event], Engine],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     events, _ = stream
-    deployment = deploy(2, token=TOKEN)
+    monkeypatch.setenv("INFLUENCE_API_TOKEN", TOKEN)
+    deployment = deploy(2)
     first, second = deployment.start_worker(tmp_path), deployment.start_worker(tmp_path)
     time.sleep(8)
     run(deployment, events[:500], [first, second])

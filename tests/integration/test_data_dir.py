@@ -6,28 +6,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.integration.pipeline_kit import Deployment, WorkerProcess, free_port
-
-
-@pytest.fixture
-def deploy(kafka_bootstrap: str) -> Iterator[Callable[[int], Deployment]]:
-    made: list[Deployment] = []
-
-    def make(partitions: int) -> Deployment:
-        deployment = Deployment(kafka_bootstrap, f"d{uuid.uuid4().hex[:10]}", partitions)
-        deployment.create_topics()
-        made.append(deployment)
-        return deployment
-
-    yield make
-    for deployment in made:
-        deployment.stop_all()
 
 
 def wait_live(worker: WorkerProcess, timeout: float = 90.0) -> None:
@@ -43,9 +25,9 @@ def wait_live(worker: WorkerProcess, timeout: float = 90.0) -> None:
 
 
 def test_a_second_worker_on_a_data_dir_in_use_exits_at_once_naming_it(
-    deploy: Callable[[int], Deployment], tmp_path: Path
+    deploy: Callable[..., Deployment], tmp_path: Path
 ) -> None:
-    deployment = deploy(2)
+    deployment = deploy(2, "exactly_once")
     shared = tmp_path / "shared"
     first = deployment.start_worker(tmp_path, "--data-dir", str(shared))
     wait_live(first)

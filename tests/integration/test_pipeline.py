@@ -7,8 +7,6 @@ import asyncio
 import gzip
 import itertools
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -17,6 +15,7 @@ import pytest
 from pipeline.codec import decode_higgs_line
 from pipeline.engine import Engine
 from scoring import Event, Model, read_mass
+from scoring.model import DAY_MS
 from scoring.scale import SCALE_MIN, SCALE_SPAN, quantile_level
 from tests.integration.pipeline_kit import (
     Deployment,
@@ -49,22 +48,6 @@ def embedded(higgs_slice: list[Event], model: Model) -> Engine:
     return engine
 
 
-@pytest.fixture
-def deploy(kafka_bootstrap: str, tmp_path: Path) -> Iterator[object]:
-    made: list[Deployment] = []
-
-    def make(partitions: int, guarantee: str = "exactly_once") -> Deployment:
-        name = f"t{uuid.uuid4().hex[:10]}"
-        deployment = Deployment(kafka_bootstrap, name, partitions, guarantee)
-        deployment.create_topics()
-        made.append(deployment)
-        return deployment
-
-    yield make
-    for deployment in made:
-        deployment.stop_all()
-
-
 def exact_score(z: float, model: Model) -> float:
     """The 1-100 score before rounding to 2 decimals (rounding alone can differ by 0.01)."""
     return SCALE_MIN + SCALE_SPAN * quantile_level(z, model.scale_knots)
@@ -88,7 +71,7 @@ def assert_same_as_embedded(deployment: Deployment, engine: Engine, model: Model
 def test_one_worker_matches_the_embedded_engine(
     deploy, higgs_slice: list[Event], embedded: Engine, model: Model, tmp_path: Path
 ) -> None:
-    deployment = deploy(4)
+    deployment = deploy(4, "exactly_once")
     deployment.start_worker(tmp_path)
     started = time.monotonic()
     asyncio.run(produce_events(deployment.bootstrap, deployment.topics, higgs_slice))
@@ -110,7 +93,7 @@ def test_backfill_of_a_sparse_history_matches_the_embedded_engine(
     events = [parse_event(row) for row in generate(GeneratorConfig(users=200, days=8, seed=5))]
     stream = [event for event in events if isinstance(event, Event)]
     assert len(stream) == len(events)
-    assert (stream[-1].ts - stream[0].ts) > (model.open_days + 2) * 86_400_000
+    assert (stream[-1].ts - stream[0].ts) > (model.open_days + 2) * DAY_MS
     engine = Engine(model)
     for event in stream:
         engine.process(event)
@@ -124,7 +107,7 @@ def test_backfill_of_a_sparse_history_matches_the_embedded_engine(
 def test_two_workers_on_four_partitions_match_the_embedded_engine(
     deploy, higgs_slice: list[Event], embedded: Engine, model: Model, tmp_path: Path
 ) -> None:
-    deployment = deploy(4)
+    deployment = deploy(4, "exactly_once")
     deployment.start_worker(tmp_path)
     deployment.start_worker(tmp_path)
     time.sleep(8)  # both join the group before the stream starts
@@ -162,7 +145,7 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
 def test_malformed_messages_are_dead_lettered_and_valid_ones_kept(
     deploy, model: Model, tmp_path: Path
 ) -> None:
-    deployment = deploy(2)
+    deployment = deploy(2, "exactly_once")
     deployment.start_worker(tmp_path)
     topic = deployment.topics.retweets
     good = [
@@ -203,7 +186,7 @@ def test_malformed_messages_are_dead_lettered_and_valid_ones_kept(
 def test_forget_removes_the_user_and_emits_a_tombstone(
     deploy, model: Model, tmp_path: Path
 ) -> None:
-    deployment = deploy(2)
+    deployment = deploy(2, "exactly_once")
     deployment.start_worker(tmp_path)
     events = [Event(f"f{i}", "retweet", 1735689600000 + i, f"fan{i}", "star") for i in range(5)] + [
         Event("s1", "tweet", 1735689600100, "star")

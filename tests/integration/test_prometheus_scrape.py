@@ -18,7 +18,6 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +28,11 @@ import pytest
 import yaml
 
 from pipeline.generate import GeneratorConfig, generate
-from pipeline.settings import KIND_TOPIC
 from scoring import Model
 from tests.integration.pipeline_kit import (
     Deployment,
     WorkerProcess,
+    new_deployment,
     produce_raw,
     wait_until_processed,
 )
@@ -235,17 +234,16 @@ async def _produce_batch(
 ) -> None:
     """Batch number `batch` of the valid events, then BAD_PER_BATCH messages that are not JSON."""
     topics = deployment.topics
-    names = {"tweets": topics.tweets, "retweets": topics.retweets, "mentions": topics.mentions}
     size = -(-len(events) // BATCHES)
     chunk = events[batch * size : (batch + 1) * size]
-    for topic in sorted({KIND_TOPIC[str(e["kind"])] for e in chunk}):
+    for topic in sorted({topics.for_kind(str(e["kind"])) for e in chunk}):
         await produce_raw(
             bootstrap,
-            names[topic],
+            topic,
             [
                 (str(e["actor"]).encode(), orjson.dumps(e))
                 for e in chunk
-                if KIND_TOPIC[str(e["kind"])] == topic
+                if topics.for_kind(str(e["kind"])) == topic
             ],
         )
     await produce_raw(
@@ -271,10 +269,7 @@ def test_prometheus_scrapes_a_worker_and_evaluates_the_alert_rules(
     model: Model,
     start_prometheus: Callable[[list[str]], Prometheus],
 ) -> None:
-    deployment = Deployment(
-        kafka_bootstrap, f"ps{uuid.uuid4().hex[:10]}", PARTITIONS, "at_least_once"
-    )
-    deployment.create_topics()
+    deployment = new_deployment(kafka_bootstrap, "ps", PARTITIONS)
     try:
         worker = deployment.start_worker(tmp_path)
         _wait_serving(worker)

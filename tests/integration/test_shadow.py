@@ -9,7 +9,6 @@ import gzip
 import itertools
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from scoring import Event, Model, load_model
 from scoring.model import DAY_MS
 from tests.integration.pipeline_kit import (
     Deployment,
+    new_deployment,
     read_topic,
     read_users,
     wait_until_processed,
@@ -118,10 +118,7 @@ async def _ends(bootstrap: str, topics: tuple[str, ...], partitions: int) -> dic
 @pytest.fixture(scope="module")
 def live(kafka_bootstrap: str, stream_file: Path, events: list[Event]) -> Iterator[Deployment]:
     """A deployment whose input topics hold the whole stream, produced by `influence produce`."""
-    deployment = Deployment(
-        kafka_bootstrap, f"s{uuid.uuid4().hex[:10]}", PARTITIONS, "at_least_once"
-    )
-    deployment.create_topics()
+    deployment = new_deployment(kafka_bootstrap, "s", PARTITIONS)
     summary = produce(deployment, stream_file)
     assert f"produced {len(events):,} events" in summary, summary
     yield deployment

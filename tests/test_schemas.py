@@ -27,7 +27,7 @@ from pipeline.api import (
     user_body,
 )
 from pipeline.engine import Engine
-from pipeline.generate import GeneratorConfig, generate
+from pipeline.synthetic import GeneratorConfig, generate
 from scoring import Model, parse_event
 from scoring.events import Invalid
 

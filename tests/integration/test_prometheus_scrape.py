@@ -28,8 +28,8 @@ import orjson
 import pytest
 import yaml
 
-from pipeline.generate import GeneratorConfig, generate
 from pipeline.settings import KIND_TOPIC
+from pipeline.synthetic import GeneratorConfig, generate
 from scoring import Model
 from tests.integration.pipeline_kit import (
     Deployment,

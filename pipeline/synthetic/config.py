@@ -1,4 +1,5 @@
-"""Everything a generated stream depends on, in one frozen object: same config, same bytes."""
+"""The generator's settings in one frozen object, checked when built: an unknown scenario or an
+empty span fails here, not halfway through writing a stream."""
 
 from __future__ import annotations
 

@@ -12,6 +12,11 @@ from pipeline.sources import InputError
 from scoring import load_model
 from scoring.errors import ScoringError
 
+SCENARIO_NAMES = ("ring", "party", "vacation", "viral-retweet", "new-account")
+"""``--scenario``'s choices, spelled out so that building the parser (``influence worker``
+too) never imports the synthetic package; tests/test_generate.py holds them equal to
+``pipeline.synthetic.SCENARIOS``."""
+
 
 def _time_ms(text: str) -> int:
     """Milliseconds since the epoch, or an ISO-8601 time (UTC unless it says otherwise)."""
@@ -57,8 +62,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from pipeline.generate import GeneratorConfig, generate, write_jsonl
     from pipeline.replay import open_output
+    from pipeline.synthetic import GeneratorConfig, generate, write_jsonl
 
     config = GeneratorConfig(
         users=args.users,
@@ -260,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenario",
         action="append",
         default=[],
-        choices=("ring", "party", "vacation", "viral-retweet", "new-account"),
+        choices=SCENARIO_NAMES,
         help="inject a scenario (repeatable)",
     )
     gen.add_argument("--out", default="-", metavar="FILE", help="output file (default stdout)")

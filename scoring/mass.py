@@ -11,25 +11,13 @@ import math
 from typing import NamedTuple
 
 from scoring.model import DAY_MS, Model
+from scoring.shares import DayShare, ShareCache
 from scoring.state import DayBucket, ReceivedState, UserState
 
 
 def burst_curve(x: float, kappa: float) -> float:
     """G(X) = kappa * ln(1 + X / kappa): a day's raw total enters the mass through this (§4)."""
     return kappa * math.log1p(x / kappa)
-
-
-class DayShare(NamedTuple):
-    """How one day's engagement splits into regular mass and burst excess."""
-
-    regular: float
-    """Multiplier for the day's sums that yields its regular mass: min(G(X), G(B)) / X."""
-    excess: float
-    """Multiplier for the day's burst sum: (G(X) - G(B))^+ weighted by kind, over X."""
-    engagers: float
-    """Distinct new engagers within the user's daily baseline."""
-    burst_engagers: float
-    """Weighted new engagers above the baseline (they fade with the burst)."""
 
 
 def day_share(
@@ -77,20 +65,6 @@ def _baseline(
             raw_sum += earlier.raw
             engager_sum += earlier.new_engagers
     return raw_sum / span, engager_sum / span
-
-
-class ShareCache(NamedTuple):
-    """What the open days' shares need that only changes when an older day changes.
-
-    Engagements arrive almost always on the newest open day, whose baseline depends only on the
-    days before it: the older days' shares and the newest day's baseline are computed once per
-    change of the older days (``ReceivedState.shares``), not on every read.
-    """
-
-    older: list[DayShare]
-    """Shares of every open day but the newest."""
-    newest_baseline: tuple[float, float]
-    """The newest day's baseline: average raw total and new engagers of the days before it."""
 
 
 def _share_cache(received: ReceivedState, model: Model) -> ShareCache:

@@ -15,17 +15,15 @@ element so a changed layout is detected rather than misread.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from scoring.clock import NO_DAY, GraceClock
 from scoring.errors import StateError
+from scoring.shares import ShareCache
 from scoring.topics import TopicStats
 from scoring.windows import new_windows
-
-if TYPE_CHECKING:
-    from scoring.mass import ShareCache
 
 STATE_LAYOUT = 3
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pipeline.generate import GeneratorConfig, generate
 from pipeline.native_engine import AnyEngine, make_engine
+from pipeline.synthetic import GeneratorConfig, generate
 from scoring import Event, Model, parse_event, read_mass, score_of
 from scoring.model import DAY_MS
 

@@ -40,12 +40,12 @@ from pipeline.api.top import (
 )
 from pipeline.api.views import json_routing_errors
 from pipeline.engine import Engine
-from pipeline.generate import GeneratorConfig, generate
 from pipeline.leaders import Leaders, TopEntry
 from pipeline.metrics import PipelineMetrics
 from pipeline.native_engine import make_engine
 from pipeline.replay import top_scores
 from pipeline.steps import Stored, decode_stored, encode_stored
+from pipeline.synthetic import GeneratorConfig, generate
 from scoring import DecayWatch, Event, Model, parse_event, read_mass, score_of
 from scoring.events import MAX_TS_MS, MIN_TS_MS
 from scoring.model import DAY_MS

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from pipeline.cli import main
-from pipeline.generate import GeneratorConfig, generate, write_jsonl
+from pipeline.synthetic import GeneratorConfig, generate, write_jsonl
 
 V1 = Path(__file__).resolve().parents[1] / "scoring" / "models" / "v1.toml"
 STREAM = GeneratorConfig(users=250, days=20, seed=11, scenarios=("ring",))

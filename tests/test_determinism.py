@@ -13,8 +13,8 @@ import pytest
 
 from pipeline.codec import score_change_json
 from pipeline.engine import Engine
-from pipeline.generate import GeneratorConfig, generate, write_jsonl
 from pipeline.sources import read_events
+from pipeline.synthetic import GeneratorConfig, generate, write_jsonl
 from scoring import Event, Model, encode_state
 
 STREAM = GeneratorConfig(users=200, days=16, seed=8, scenarios=("ring", "party"))

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from pipeline.cli import main
-from pipeline.generate import GeneratorConfig, generate, write_jsonl
 from pipeline.match import matched_knots
+from pipeline.synthetic import GeneratorConfig, generate, write_jsonl
 from scoring import Model, load_model
 from scoring.scale import quantile_level
 from tests.test_compare import V1, changed_model, edited_model, snapshot

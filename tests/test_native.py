@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 
 from pipeline.codec import decode_higgs_line
 from pipeline.engine import Engine
-from pipeline.generate import GeneratorConfig, generate, write_jsonl
 from pipeline.native_engine import NativeEngine, make_engine
 from pipeline.replay import replay, top_table
 from pipeline.sources import decode_line, read_events
+from pipeline.synthetic import GeneratorConfig, generate, write_jsonl
 from scoring import Event, Model, encode_state, explain, parse_model
 from scoring.model import DAY_MS, HOUR_MS
 

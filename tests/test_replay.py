@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from pipeline.cli import main
-from pipeline.generate import GeneratorConfig, generate, write_jsonl
+from pipeline.synthetic import GeneratorConfig, generate, write_jsonl
 from scoring.model import DAY_MS
 
 SMALL = GeneratorConfig(users=120, days=10, seed=3)

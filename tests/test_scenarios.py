@@ -6,8 +6,19 @@ import random
 
 import pytest
 
-from pipeline import scenarios as sc
-from pipeline.generate import GeneratorConfig
+from pipeline.synthetic import GeneratorConfig
+from pipeline.synthetic.life import host_engagement_events
+from pipeline.synthetic.new_account import ESTABLISHED, NEWBIE, new_account_events
+from pipeline.synthetic.party import PARTY_HOST, party_events
+from pipeline.synthetic.ring import ring_events
+from pipeline.synthetic.vacation import VACATION_USER, vacation_events
+from pipeline.synthetic.viral_retweet import (
+    TOPICAL_AUTHOR,
+    VIRAL_AUTHOR,
+    VIRAL_RETWEETER,
+    topical_author_events,
+    viral_retweet_events,
+)
 from scoring import Model
 from scoring.model import DAY_MS, HOUR_MS
 from scoring.score import topic_scores
@@ -32,7 +43,7 @@ def users(background: list[dict[str, object]]) -> list[str]:
 
 
 def test_auto_retweet_ring_sinks_to_the_bottom(model: Model, background: list) -> None:
-    ring = sc.ring_events(END - 4 * DAY_MS)  # 20 accounts retweeting each other every 2 h
+    ring = ring_events(END - 4 * DAY_MS)  # 20 accounts retweeting each other every 2 h
     result = run(model, background, ring)
     engaged = result.engaged_scores(END)
     ring_scores = sorted(result.score(f"ring-{i:02d}", END) for i in range(20))
@@ -43,12 +54,12 @@ def test_auto_retweet_ring_sinks_to_the_bottom(model: Model, background: list) -
 
 def test_twitter_party_buys_no_lasting_score(model: Model, background: list, users: list) -> None:
     rng = random.Random(11)
-    host = sc.PARTY_HOST
-    life = sc.host_engagement_events(
+    host = PARTY_HOST
+    life = host_engagement_events(
         host, START, 45, engagers=rng.sample(users, 25), per_day=1.0, rng=rng
     )
     evening = END - 15 * DAY_MS + 19 * HOUR_MS
-    party = sc.party_events(host, evening)  # 2,000 mentions from 500 accounts in 3 h
+    party = party_events(host, evening)  # 2,000 mentions from 500 accounts in 3 h
     after_party = evening + 4 * HOUR_MS
     two_weeks = evening + 14 * DAY_MS
     for at, limit in ((after_party, 5.0), (two_weeks, 3.0)):
@@ -60,8 +71,8 @@ def test_twitter_party_buys_no_lasting_score(model: Model, background: list, use
 
 def test_vacation_costs_little(model: Model, background: list, users: list) -> None:
     rng = random.Random(12)
-    user = sc.VACATION_USER
-    life = sc.vacation_events(user, START, 14, 31, engagers=rng.sample(users, 30), rng=rng)
+    user = VACATION_USER
+    life = vacation_events(user, START, 14, 31, engagers=rng.sample(users, 30), rng=rng)
     result = run(model, background, life)
     left = START + 14 * DAY_MS
     before = result.score(user, left)
@@ -79,11 +90,11 @@ def test_viral_retweet_gives_no_topic_but_a_topical_author_gets_one(
 ) -> None:
     rng = random.Random(13)
     viral_at = END - 10 * DAY_MS + 12 * HOUR_MS
-    viral = sc.viral_retweet_events(
-        sc.VIRAL_RETWEETER, sc.VIRAL_AUTHOR, viral_at, engagers=rng.sample(users, 300), rng=rng
+    viral = viral_retweet_events(
+        VIRAL_RETWEETER, VIRAL_AUTHOR, viral_at, engagers=rng.sample(users, 300), rng=rng
     )
-    topical = sc.topical_author_events(
-        sc.TOPICAL_AUTHOR,
+    topical = topical_author_events(
+        TOPICAL_AUTHOR,
         END - 6 * DAY_MS,
         hashtag="amywinehouse",
         engagers=rng.sample(users, 40),
@@ -97,18 +108,18 @@ def test_viral_retweet_gives_no_topic_but_a_topical_author_gets_one(
 
         return [t.topic for t in topic_scores(state, read_mass(state, END, model), model)]
 
-    assert result.engine.states[sc.VIRAL_RETWEETER].received is not None
-    assert "amywinehouse" not in published(sc.VIRAL_RETWEETER)
-    assert "amywinehouse" in published(sc.TOPICAL_AUTHOR)
+    assert result.engine.states[VIRAL_RETWEETER].received is not None
+    assert "amywinehouse" not in published(VIRAL_RETWEETER)
+    assert "amywinehouse" in published(TOPICAL_AUTHOR)
 
 
 def test_established_account_outranks_a_new_one(
     model: Model, background: list, users: list
 ) -> None:
     rng = random.Random(14)
-    stream = sc.new_account_events(END - 30 * DAY_MS, engagers=rng.sample(users, 200), rng=rng)
+    stream = new_account_events(END - 30 * DAY_MS, engagers=rng.sample(users, 200), rng=rng)
     result = run(model, background, stream)
-    assert result.score(sc.ESTABLISHED, END) > result.score(sc.NEWBIE, END)
+    assert result.score(ESTABLISHED, END) > result.score(NEWBIE, END)
 
 
 def test_scale_is_not_saturated_on_a_steady_population(model: Model) -> None:

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from pipeline.api.replies import check_token, error, explain_body, readiness, user_body
 from pipeline.api.top import TopQuery, parse_top_query, rank_users, top_body
 from pipeline.engine import Engine
-from pipeline.generate import GeneratorConfig, generate
+from pipeline.synthetic import GeneratorConfig, generate
 from scoring import Model, parse_event
 from scoring.events import Invalid
 

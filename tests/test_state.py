@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.engine import Engine
-from pipeline.generate import GeneratorConfig, generate
+from pipeline.synthetic import GeneratorConfig, generate
 from scoring import Event, Model, decode_state, encode_state, parse_event, read_mass, score_of
 from scoring.errors import StateError
 from scoring.model import DAY_MS

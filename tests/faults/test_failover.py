@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.generate import GeneratorConfig, generate
+from pipeline.synthetic import GeneratorConfig, generate
 from scoring import Event, Model, parse_event
 from tests.faults.conftest import FULL
 from tests.faults.kit import (

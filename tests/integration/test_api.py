@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.api.replies import explain_body, user_body
 from pipeline.api.top import rank_users
 from pipeline.engine import Engine
-from pipeline.generate import GeneratorConfig, generate
+from pipeline.synthetic import GeneratorConfig, generate
 from scoring import Event, Model, parse_event
 from scoring.events import Invalid
 from scoring.model import DAY_MS

@@ -87,7 +87,7 @@ def test_backfill_of_a_sparse_history_matches_the_embedded_engine(
     days of one partition at a time, more than the model's lateness horizon (open_days). The
     aligner must hand the steps the events in event-time order across partitions (before it,
     22 of 200 users scored up to 2 points off)."""
-    from pipeline.generate import GeneratorConfig, generate
+    from pipeline.synthetic import GeneratorConfig, generate
     from scoring import parse_event
 
     events = [parse_event(row) for row in generate(GeneratorConfig(users=200, days=8, seed=5))]

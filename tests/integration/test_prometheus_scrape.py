@@ -27,7 +27,7 @@ import orjson
 import pytest
 import yaml
 
-from pipeline.generate import GeneratorConfig, generate
+from pipeline.synthetic import GeneratorConfig, generate
 from scoring import Model
 from tests.integration.pipeline_kit import (
     Deployment,

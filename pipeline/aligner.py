@@ -9,6 +9,10 @@ released only while every other partition either has an event waiting or has not
 give (the broker holds nothing newer than what reached the aligner). A partition that stays
 behind longer than `max_wait_s` (wall clock) stops holding the others back until its next event
 arrives, so a silent or slow partition delays the others by at most that much.
+
+A partition may instead have a *watermark* (`pipeline.forward`: a forward-topic partition,
+whose events come from other workers): empty, it holds back only events later than its
+watermark, the earliest time it may still deliver; an infinite watermark is idle.
 """
 
 from __future__ import annotations
@@ -40,9 +44,12 @@ class EventTimeAligner(Generic[Item]):
         has_more: Callable[[Partition, int], bool],
         max_wait_s: float,
         clock: Callable[[], float] = time.monotonic,
+        watermark: Callable[[Partition], float | None] = lambda _: None,
     ) -> None:
-        """`has_more(partition, last_offset_seen)`: does the broker hold more for it?"""
+        """`has_more(partition, last_offset_seen)`: does the broker hold more for it?
+        `watermark(partition)`: None for a broker partition, else its watermark (above)."""
         self.has_more = has_more
+        self.watermark = watermark
         self.max_wait_s = max_wait_s
         self.clock = clock
         self.queues: dict[Partition, _Queue[Item]] = {}
@@ -72,10 +79,12 @@ class EventTimeAligner(Generic[Item]):
         input has none): acknowledged before them, it would let the partition's committed
         offset pass them. False when the partition holds nothing (the item may go at once)."""
         queue = self.queues.get(partition)
-        if queue is None or not queue.items:
+        if queue is None:
+            return False
+        queue.last_offset = max(queue.last_offset, offset)  # seen: not "more on the broker"
+        if not queue.items:
             return False
         queue.items.append((queue.items[-1][0], item))
-        queue.last_offset = max(queue.last_offset, offset)
         return True
 
     def release(self, limit: int | None = None) -> list[Item]:
@@ -84,6 +93,7 @@ class EventTimeAligner(Generic[Item]):
         the event loop (heartbeats, fetches, timers) waiting."""
         out: list[Item] = []
         queues = self.queues
+        marks = {p: self.watermark(p) for p in queues}  # fixed while this call releases
         while limit is None or len(out) < limit:
             heads = [
                 (queue.items[0][0], i, p)
@@ -92,9 +102,9 @@ class EventTimeAligner(Generic[Item]):
             ]
             if not heads:
                 break
-            if self._blocked():
+            ts, _, partition = min(heads)
+            if self._blocked(ts, marks):
                 break
-            _, _, partition = min(heads)
             out.append(queues[partition].items.popleft()[1])
         return out
 
@@ -106,24 +116,37 @@ class EventTimeAligner(Generic[Item]):
         return queue.items[0][0]
 
     def idle(self, partition: Partition) -> bool:
-        """Nothing held for `partition` and nothing more on the broker for it."""
+        """Nothing held for `partition` and nothing more to come for it (broker or watermark)."""
         queue = self.queues.get(partition)
         if queue is None:
             return False
-        return not queue.items and not self.has_more(partition, queue.last_offset)
+        if queue.items:
+            return False
+        mark = self.watermark(partition)
+        if mark is not None:
+            return mark == float("inf")
+        return not self.has_more(partition, queue.last_offset)
 
-    def _lagging(self) -> list[Partition]:
-        return [
-            partition
-            for partition, queue in self.queues.items()
-            if not queue.items
-            and partition not in self.ignored
-            and self.has_more(partition, queue.last_offset)
-        ]
+    def _lagging(self, ts: int, marks: dict[Partition, float | None]) -> list[Partition]:
+        """Empty partitions that may still deliver something older than `ts`."""
+        lagging = []
+        for partition, queue in self.queues.items():
+            if queue.items or partition in self.ignored:
+                continue
+            mark = marks.get(partition)
+            if partition not in marks:
+                mark = marks[partition] = self.watermark(partition)
+            if mark is None:
+                if self.has_more(partition, queue.last_offset):
+                    lagging.append(partition)
+            elif mark < ts:
+                lagging.append(partition)
+        return lagging
 
-    def _blocked(self) -> bool:
-        """An empty partition that the broker still has events for holds the others back."""
-        lagging = self._lagging()
+    def _blocked(self, ts: int, marks: dict[Partition, float | None]) -> bool:
+        """An empty partition that the broker still has events for (or whose watermark is
+        behind `ts`, the oldest head) holds the others back."""
+        lagging = self._lagging(ts, marks)
         if not lagging:
             self.waiting_since = None
             return False

@@ -44,6 +44,7 @@ from pipeline.codec import (
     score_change_json,
 )
 from pipeline.consumer import AtLeastOnceConsumer
+from pipeline.forward import FORWARDED, Arrived, Forwarded, Forwarding, InputPayload
 from pipeline.leaders import Leaders
 from pipeline.merge import Progress, Source, SourceMerge, all_sources
 from pipeline.metrics import PipelineMetrics
@@ -129,7 +130,8 @@ class Pipeline:
                 *topic_names, key_serializer="raw", value_serializer="raw", partitions=count
             )
 
-        self.inputs = topic(*names.inputs)
+        self.inputs = topic(*names.inputs, names.forwarded)  # `pipeline.forward`
+        self.forwarded = topic(names.forwarded)
         self.control = topic(names.control)
         self.engagements = topic(names.engagements)
         self.score_changes = topic(names.score_changes)
@@ -140,7 +142,7 @@ class Pipeline:
         self.table = app.Table(
             "users", default=None, partitions=count, key_type=bytes, value_type=bytes
         )
-        self.input_index = {name: i for i, name in enumerate(names.inputs)}
+        self.input_index = {name: i for i, name in enumerate((*names.inputs, names.forwarded))}
         self.partition_count = count
         self.caches: dict[int, UserCache] = {}
         """One cache per partition: a batch's changed users are written under an event of
@@ -154,7 +156,7 @@ class Pipeline:
         """Users by score bound, for GET /top and the state gauges (`pipeline.leaders`)."""
         self.outbox: dict[tuple[int, int], list[Routed]] = {}
         """Engagements of the running batch by (source partition, target partition)."""
-        self.sources = all_sources(len(names.inputs), count)
+        self.sources = all_sources(len(names.inputs) + 1, count)  # + forwarded, `Position.source`
         self.merges: dict[int, SourceMerge[tuple[Routed, list[Any]]]] = {}
         """Per target partition: engagements held until every source has passed their time."""
         self.pending_acks: dict[int, deque[list[Any]]] = {}
@@ -171,8 +173,17 @@ class Pipeline:
         self.lock = asyncio.Lock()
         self.assignment = 0
         """Counts rebalances (`reset`): work taken before one is not done after it."""
-        self.aligner: EventTimeAligner[tuple[EventT[Any], Event | Invalid]] = EventTimeAligner(
-            self.has_more, settings.align_max_wait_s
+        self.forwarding = Forwarding(
+            names.forwarded,
+            names.inputs,
+            count,
+            self.has_more,
+            exactly_once=settings.processing_guarantee == "exactly_once",
+            max_wait_s=settings.merge_max_wait_s,
+        )
+        """Inputs read outside their actor's partition, sent on there (`pipeline.forward`)."""
+        self.aligner: EventTimeAligner[tuple[EventT[Any], InputPayload]] = EventTimeAligner(
+            self.has_more, settings.align_max_wait_s, watermark=self.forwarding.watermark
         )
         self.input_stream: Stream[bytes] | None = None
         self.engagement_stream: Stream[bytes] | None = None
@@ -189,6 +200,7 @@ class Pipeline:
         """Partitions moved: decoded users, stream clocks and held inputs may belong elsewhere
         now (held inputs were never acknowledged: they will be delivered again)."""
         self.drop_holds()
+        self.forwarding.reset()
         self.aligner.forget()
         self.merges.clear()
         self.caches.clear()
@@ -208,6 +220,7 @@ class Pipeline:
         announces anew."""
         self.assignment += 1
         self.aligner.drop()
+        self.forwarding.drop()
         for merge in self.merges.values():
             merge.drop_held()
         self.pending_acks.clear()
@@ -253,29 +266,40 @@ class Pipeline:
         each slice the worker announces how far each of its input partitions has sent its
         engagements (`pipeline.merge`).
         """
-        ready: list[tuple[EventT[Any], Event | Invalid]] = []
-        aligner = self.aligner
+        ready: list[tuple[EventT[Any], InputPayload]] = []
+        aligner, forwarding = self.aligner, self.forwarding
         for event in self.current(events):
-            decoded = self.decode_input(event)
             message = event.message
+            if message.topic == forwarding.topic:
+                refused = forwarding.receive(event)
+                if refused is not None:
+                    ready.append((event, refused))
+                continue
+            decoded: InputPayload = self.decode_input(event)
+            if isinstance(decoded, Event) and forwarding.route_input(event, decoded):
+                decoded = FORWARDED  # sent on in this round; acknowledged in its turn
             if isinstance(decoded, Event):
                 aligner.add(message.tp, message.offset, decoded.ts, (event, decoded))
             elif not aligner.follow(message.tp, message.offset, (event, decoded)):
                 ready.append((event, decoded))
+        for partition, offset, ts, item in forwarding.release():
+            aligner.add(TP(forwarding.topic, partition), offset, ts, item)
         stream = self.input_stream
         assert stream is not None
         limit = self.settings.batch_max_events
         assignment = self.assignment
         while True:
             ready.extend(aligner.release(limit))
-            if not ready and not self.progress_due():
+            if not ready and not self.progress_due() and not forwarding.due(aligner.queues):
+                for event in forwarding.ackable():
+                    await stream.ack(event)
                 return
             done = await self.run_batch(
-                ready, self.on_input, finish=self.send_progress, assignment=assignment
+                ready, self.on_input, finish=self.finish_inputs, assignment=assignment
             )
             if not done:
                 return
-            for event, _ in ready:
+            for event in forwarding.settle(ready):
                 await stream.ack(event)
             if len(ready) < limit:
                 return
@@ -291,11 +315,11 @@ class Pipeline:
         for it after `merge_max_wait_s` and applied engagements out of order."""
         aligner = self.aligner
         progress: dict[Source, Progress] = {}
-        for tp in cast(Iterable[TP], aligner.queues):
+        for tp, queue in cast(Iterable[tuple[TP, Any]], aligner.queues.items()):
             released, head = self.released_ts.get(tp), aligner.head_time(tp)
             passed = released if head is None else max(head - 1, released or head - 1)
-            progress[(self.input_index[tp.topic], tp.partition)] = Progress(
-                passed, aligner.idle(tp)
+            progress[(self.input_index[tp.topic], tp.partition)] = self.forwarding.progress_of(
+                tp, Progress(passed, aligner.idle(tp)), bool(queue.items)
             )
         return progress
 
@@ -303,6 +327,15 @@ class Pipeline:
         if self.settings.processing_guarantee == "exactly_once":
             return False
         return self.input_progress() != self.progress_sent
+
+    async def finish_inputs(self, last_of_partition: dict[int, EventT[Any]]) -> None:
+        """After an input batch's engagements: its forwards and the forwarders' progress
+        (`pipeline.forward`), then the engagements' progress."""
+        size = self.settings.engagements_per_message
+        for context, partition, message in self.forwarding.take(self.aligner.queues, size):
+            with as_current(context) if context is not None else nullcontext():
+                await self.send(self.forwarded, None, message, partition)
+        await self.send_progress(last_of_partition)
 
     async def send_progress(self, last_of_partition: dict[int, EventT[Any]]) -> None:
         """Tells every target partition how far this worker's input partitions have sent their
@@ -458,17 +491,6 @@ class Pipeline:
         if message.topic in self.input_index:
             self.metrics.invalid(invalid.reason)
 
-    def misplaced(self, key: bytes, partition: int) -> Invalid | None:
-        """A message in another partition than its key's would put a user's state in two places."""
-        expected = key_partition(key, self.partition_count)
-        if expected == partition:
-            return None
-        return Invalid(
-            "wrong_partition",
-            f"key belongs in partition {expected} (murmur2, the default partitioner), "
-            f"not {partition}",
-        )
-
     def decode_input(self, event: EventT[Any]) -> Event | Invalid:
         message = event.message
         value = message.value
@@ -489,25 +511,30 @@ class Pipeline:
             # The actor's state lives in the partition of its key: a mis-keyed event would
             # corrupt another partition's state, so it is refused rather than guessed at.
             return Invalid("key_mismatch", "message key must be the actor")
-        return self.misplaced(key, message.partition) or decoded
+        return decoded  # in another partition than its actor's: forwarded (`pipeline.forward`)
 
-    async def on_input(self, event: EventT[Any], decoded: Event | Invalid) -> None:
+    async def on_input(self, event: EventT[Any], decoded: InputPayload) -> None:
         if isinstance(decoded, Invalid):
             await self.dead_letter(decoded, event)
             return
+        if isinstance(decoded, Forwarded):
+            return  # sent on to its actor's partition when it was read
         message = event.message
         partition = message.partition
         tp = message.tp
+        origin = Position(self.input_index[message.topic], partition, message.offset)
+        if isinstance(decoded, Arrived):  # forwarded: guarded on its original position
+            origin = decoded.origin
+            decoded = decoded.event
         if decoded.ts > self.released_ts.get(tp, decoded.ts - 1):
             self.released_ts[tp] = decoded.ts
         self.input_context[partition] = event
         await self.watch(partition, decoded.ts)
-        origin = Position(self.input_index[message.topic], partition, message.offset)
         out = actor_step(self.cache(partition), decoded, origin, self.model)
         if out.duplicate:
             self.metrics.duplicate("actor")
         else:
-            self.metrics.consumed(message.topic, decoded.kind)
+            self.metrics.consumed(self.settings.topics.inputs[origin.topic], decoded.kind)
         self.metrics.event_time(decoded.ts, message.partition)
         if out.engagement is not None:
             self.route((out.engagement, origin), message.partition)
@@ -554,7 +581,7 @@ class Pipeline:
             entry: list[Any] = [event, len(bundle.engagements)]
             for routed in bundle.engagements:
                 origin = routed[1]
-                merge.add((origin.topic, origin.partition), routed[0].ts, (routed, entry))
+                merge.add(origin.source, routed[0].ts, (routed, entry))
             self.bundle_context[message.partition] = event
             pending.append(entry)
         if invalid:

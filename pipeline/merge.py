@@ -144,6 +144,14 @@ class SourceMerge(Generic[Item]):
         self.blocked_since = None
         return True
 
+    def low_water(self) -> float:
+        """The earliest event time this merge may still release: its oldest held item, or the
+        least progress of a source with nothing held (-inf: a source has not spoken; inf:
+        every source is idle or ignored and nothing is held). `pipeline.forward` holds a
+        worker's own inputs back to it, so a forwarded input is never applied after them."""
+        heads = [queue[0][0] for queue in self.queues.values() if queue]
+        return min([self._frontier(), *heads])
+
     def waiting_on(self) -> list[Source]:
         """Sources holding the oldest engagement back (for logs and metrics)."""
         heads = [queue[0][0] for queue in self.queues.values() if queue]

@@ -47,11 +47,19 @@ def shadow_settings(settings: Settings, model: Model) -> Settings:
     topics = replace(
         live,
         engagements=f"{live.engagements}.shadow.{slug}",
+        forwarded=f"{live.forwarded}.shadow.{slug}",
         score_changes=f"{live.score_changes}.shadow.{slug}",
         dead_letter=f"{live.dead_letter}.shadow.{slug}",
     )
-    written = {topics.engagements, topics.score_changes, topics.dead_letter}
-    read_only = {*live.inputs, live.control, live.engagements, live.score_changes, live.dead_letter}
+    written = {topics.engagements, topics.forwarded, topics.score_changes, topics.dead_letter}
+    read_only = {
+        *live.inputs,
+        live.control,
+        live.engagements,
+        live.forwarded,
+        live.score_changes,
+        live.dead_letter,
+    }
     if written & read_only:
         raise ValueError(f"a shadow worker would write to live topics {written & read_only}")
     return replace(settings, app_id=f"{settings.app_id}-shadow-{slug}", topics=topics, shadow=True)

@@ -38,6 +38,8 @@ class Topics:
     control: str = "influence-control"
     engagements: str = "influence-engagements"
     """Repartition topic: engagements keyed by target."""
+    forwarded: str = "influence-inputs-forwarded"
+    """Internal: inputs read outside their actor's partition, sent on there (pipeline/forward)."""
     score_changes: str = "score-changes"
     dead_letter: str = "influence-dead-letter"
 

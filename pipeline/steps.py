@@ -39,16 +39,38 @@ from scoring.state import state_from_row, state_to_row
 STORED_LAYOUT = 1
 
 
+FORWARDED_TOPIC = 3
+"""The merge source index of the forward topic (`pipeline.forward`), after the three inputs."""
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a message came from: input topic index (or engagement origin), partition, offset."""
+    """Where a message came from: input topic index (or engagement origin), partition, offset.
+
+    `via`: the forward-topic partition an input came through when it was read in another
+    partition than its actor's (`pipeline.forward`), -1 if none. The position stays the
+    original one, so a copy forwarded twice (a forwarder's crash before its commit) is
+    recognised; `via` keeps the guard keys apart, since the copies of one input partition
+    reach a user through each forward partition in their own order.
+    """
 
     topic: int
     partition: int
     offset: int
+    via: int = -1
 
     def key(self, side: str) -> str:
+        if self.via >= 0:
+            return f"{side}{self.topic}:{self.partition}>{self.via}"
         return f"{side}{self.topic}:{self.partition}"
+
+    @property
+    def source(self) -> Source:
+        """The merge source whose progress covers this engagement (`pipeline.merge`): the
+        input partition, or for a forwarded input the forward partition it was applied from."""
+        if self.via >= 0:
+            return (FORWARDED_TOPIC, self.via)
+        return (self.topic, self.partition)
 
 
 @dataclass(slots=True)
@@ -95,7 +117,12 @@ def encode_engagements(
     return orjson.dumps(
         {
             "engagements": [
-                [*engagement, origin.topic, origin.partition, origin.offset]
+                [
+                    *engagement,
+                    origin.topic,
+                    origin.partition if origin.via < 0 else [origin.partition, origin.via],
+                    origin.offset,
+                ]
                 for engagement, origin in routed
             ],
             "progress": [[*source, time, idle] for source, (time, idle) in progress],
@@ -113,7 +140,10 @@ def decode_engagements(data: bytes) -> Bundle:
         out: list[Routed] = []
         for *values, topic, partition, offset in rows:
             values[-1] = tuple(values[-1])  # ref_hashtags
-            out.append((Engagement(*values), Position(topic, partition, offset)))
+            via = -1
+            if isinstance(partition, list):  # a forwarded input's: [partition, via]
+                partition, via = partition
+            out.append((Engagement(*values), Position(topic, partition, offset, via)))
         progress: list[tuple[Source, Progress]] = []
         for topic, partition, time, idle in announced:
             if not isinstance(topic, int) or not isinstance(partition, int):

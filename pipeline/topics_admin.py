@@ -9,7 +9,7 @@ from pipeline.settings import Settings
 
 def topic_names(settings: Settings) -> list[str]:
     t = settings.topics
-    return [*t.inputs, t.control, t.engagements, t.score_changes, t.dead_letter]
+    return [*t.inputs, t.forwarded, t.control, t.engagements, t.score_changes, t.dead_letter]
 
 
 async def create_topics(settings: Settings) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any, cast
 from faust.types import TP
 
 from pipeline.aligner import EventTimeAligner
+from pipeline.forward import Forwarding
 from pipeline.kafka_app import Pipeline
 from pipeline.merge import Progress
 
@@ -22,6 +23,9 @@ def pipeline(has_more: bool) -> Pipeline:
     worker.aligner = EventTimeAligner(lambda partition, offset: has_more, max_wait_s=1.0)
     worker.aligner.track([RETWEETS, MENTIONS])
     worker.released_ts = {}
+    worker.forwarding = Forwarding(
+        "forwarded", ("tweets", "retweets", "mentions"), 1, lambda partition, offset: has_more
+    )
     return worker
 
 

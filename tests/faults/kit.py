@@ -96,7 +96,7 @@ def wait_processed(deployment: Deployment, timeout: float = 300.0) -> None:
     topics = deployment.topics
     tps = [
         TopicPartition(t, p)
-        for t in (*topics.inputs, topics.engagements)
+        for t in (*topics.inputs, topics.engagements, topics.forwarded)
         for p in range(deployment.partitions)
     ]
     deadline = time.monotonic() + timeout

@@ -223,7 +223,11 @@ def wait_until_processed(deployment: Deployment, timeout: float = 240.0) -> None
     """
     topics = deployment.topics
     inputs = [TopicPartition(t, p) for t in topics.inputs for p in range(deployment.partitions)]
-    internal = [TopicPartition(topics.engagements, p) for p in range(deployment.partitions)]
+    internal = [
+        TopicPartition(topic, p)
+        for topic in (topics.engagements, topics.forwarded)
+        for p in range(deployment.partitions)
+    ]
     deadline = time.monotonic() + timeout
     previous: dict[TopicPartition, int] | None = None
     stable = 0

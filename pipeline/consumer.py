@@ -71,8 +71,10 @@ class AtLeastOnceConsumer(Consumer):
     start_offsets: Mapping[tuple[str, int], int] = MappingProxyType({})
     """Where the group starts an input partition nobody has committed (`worker --from`);
     any other uncommitted partition starts at its earliest offset."""
+    _expired: int = 0
+    """Seeks done plus `expire_delivered` calls: what was delivered before the latest is stale."""
     _delivered: WeakKeyDictionary[Message, int] | None = None
-    """The number of seeks done when each message in the pipeline's hands was delivered."""
+    """The value of `_expired` when each message in the pipeline's hands was delivered."""
     after_seek: Callable[[], None] | None = None
     """Called when a seek has moved partitions back: whatever was delivered before it and not
     acknowledged yet comes again, so what the pipeline holds of it must go (applied after the
@@ -88,6 +90,7 @@ class AtLeastOnceConsumer(Consumer):
         finally:
             self._seeking = False
         self._seeks += 1
+        self._expired += 1
         if self.after_seek is not None:
             self.after_seek()
 
@@ -148,15 +151,25 @@ class AtLeastOnceConsumer(Consumer):
                     continue
                 if self._delivered is None:
                     self._delivered = WeakKeyDictionary()
-                self._delivered[message] = self._seeks
+                self._delivered[message] = self._expired
                 yield tp, message
 
     def stale(self, message: Message) -> bool:
-        """Delivered before the latest seek: it comes again, in its place, after the seek.
-        Such a message may still reach a stream (an agent's `take` buffer held it), and
+        """Delivered before the latest seek or `expire_delivered`: it comes again, in its
+        place. Such a message may still reach a stream (an agent's `take` buffer held it), and
         applied now it would run ahead of its redelivered predecessors."""
         delivered = self._delivered.get(message) if self._delivered is not None else None
-        return delivered is not None and delivered < self._seeks
+        return delivered is not None and delivered < self._expired
+
+    def expire_delivered(self) -> None:
+        """Partitions are being revoked: everything delivered so far and not acknowledged
+        comes again after the assignment (from the committed offset, here or at the next
+        owner). Between the revocation and that seek an agent's `take` buffer still handed
+        the pipeline messages of the old assignment; with the aligner emptied by the revoke
+        nothing held them back, and mentions-2's offsets 351..367 were applied ahead of
+        49..350, whose engagements the targets then took for duplicates (1,125 of one user's
+        mentions lost in a two-worker kill run)."""
+        self._expired += 1
 
     def _new_offset(self, tp: TP) -> int | None:
         acked: list[int] = self._acked[tp]

@@ -782,6 +782,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
     async def on_revoked(sender: Any, /, *_: Any, **__: Any) -> None:
         # Under the batch lock: a batch in flight finishes (outputs and changelog records on
         # the broker) before its decoded users are dropped (found by a kill test).
+        cast(AtLeastOnceConsumer, app.consumer).expire_delivered()
         async with pipeline.lock:
             pipeline.reset()
             if settings.processing_guarantee == "at_least_once":

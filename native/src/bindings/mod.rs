@@ -9,6 +9,9 @@ mod rows;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
 
+use crate::json_out;
+use crate::outputs::{score_event_line, snapshot_line};
+
 use crate::engine::{Emitted, Engine};
 use crate::event::{self, Event, Kind};
 use crate::state::Id;
@@ -157,6 +160,35 @@ impl NativeEngine {
         self.drain(py)
     }
 
+    /// Like `take_changes`, but as the --events-out lines themselves (`score_change_json`'s
+    /// bytes, each with its line break): no Python object per change.
+    fn take_changes_json<'py>(
+        &mut self,
+        py: Python<'py>,
+        model_version: &str,
+    ) -> Bound<'py, PyBytes> {
+        let mut out = Vec::with_capacity(self.out.len() * 320);
+        for emitted in self.out.drain(..) {
+            score_event_line(&mut out, &emitted, model_version);
+        }
+        PyBytes::new(py, &out)
+    }
+
+    /// The snapshot at event time `now` as the --snapshot-out bytes (`snapshot_line`'s, one
+    /// line per user in user-id order), in chunks of about a megabyte: no Python object per
+    /// user, and never the whole file in memory.
+    fn snapshot_json(slf: Bound<'_, Self>, now: i64, model_version: String) -> SnapshotChunks {
+        let mut users: Vec<Id> = slf.borrow().engine.order.clone();
+        users.sort_unstable();
+        SnapshotChunks {
+            engine: slf.unbind(),
+            users,
+            at: 0,
+            now,
+            model_version,
+        }
+    }
+
     fn advance_to<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyList>> {
         self.engine.advance_to(ts, &mut self.out);
         self.drain(py)
@@ -252,6 +284,58 @@ impl NativeEngine {
     }
 }
 
+/// The iterator `NativeEngine.snapshot_json` returns.
+#[pyclass(module = "scoring._native")]
+struct SnapshotChunks {
+    engine: Py<NativeEngine>,
+    users: Vec<Id>,
+    at: usize,
+    now: i64,
+    model_version: String,
+}
+
+const CHUNK_BYTES: usize = 1 << 20;
+
+#[pymethods]
+impl SnapshotChunks {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        if self.at >= self.users.len() {
+            return None;
+        }
+        let mut native = self.engine.bind(py).borrow_mut();
+        let mut out = Vec::with_capacity(CHUNK_BYTES + 4096);
+        while out.len() < CHUNK_BYTES && self.at < self.users.len() {
+            let user = &self.users[self.at];
+            if let Some(s) = native.engine.snapshot(user, self.now) {
+                snapshot_line(&mut out, user, &s, &self.model_version);
+            }
+            self.at += 1;
+        }
+        Some(PyBytes::new(py, &out))
+    }
+}
+
+/// `orjson.dumps(x)` as the compiled writers write it (json_out.rs), for the test that holds
+/// them to the installed orjson.
+#[pyfunction]
+fn dumps_float(py: Python<'_>, x: f64) -> Bound<'_, PyBytes> {
+    let mut out = Vec::new();
+    json_out::float(&mut out, x);
+    PyBytes::new(py, &out)
+}
+
+/// `orjson.dumps(text)` as the compiled writers write it.
+#[pyfunction]
+fn dumps_str<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyBytes> {
+    let mut out = Vec::new();
+    json_out::string(&mut out, text);
+    PyBytes::new(py, &out)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Large OS pages (2 MiB) for the allocator's arenas, as MIMALLOC_ALLOW_LARGE_OS_PAGES=1
@@ -264,5 +348,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         unsafe { libmimalloc_sys::mi_option_set(libmimalloc_sys::mi_option_large_os_pages, 1) };
     }
     m.add_class::<NativeEngine>()?;
+    m.add_class::<SnapshotChunks>()?;
+    m.add_function(wrap_pyfunction!(dumps_float, m)?)?;
+    m.add_function(wrap_pyfunction!(dumps_str, m)?)?;
     Ok(())
 }

@@ -28,6 +28,11 @@ pub fn float(out: &mut Vec<u8>, x: f64) {
 
 /// Appends `n` in decimal.
 pub fn integer(out: &mut Vec<u8>, n: i64) {
+    // most counts in a snapshot line are single digits, most of them 0
+    if (0..10).contains(&n) {
+        out.push(b'0' + n as u8);
+        return;
+    }
     let mut buffer = [0; 20];
     out.extend_from_slice(format_integer(&mut buffer, n));
 }
@@ -126,7 +131,7 @@ mod tests {
 
     #[test]
     fn integers() {
-        for n in [0, 7, -7, 1341100972000, i64::MIN, i64::MAX] {
+        for n in [0, 7, 9, 10, -1, -7, 1341100972000, i64::MIN, i64::MAX] {
             assert_eq!(text(|out| integer(out, n)), n.to_string());
         }
     }

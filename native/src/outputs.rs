@@ -134,3 +134,86 @@ pub fn score_event_line(out: &mut Vec<u8>, emitted: &Emitted, model_version: &st
     topics(out, &change.topics);
     out.extend_from_slice(b"}\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::score::ScoreChange;
+
+    // The expected lines are what pipeline.replay's `_snapshot_fields` and pipeline.codec's
+    // `score_change_json` give for the same values (printed by Python, orjson 3.13).
+
+    #[test]
+    fn snapshot_line_as_python_writes_it() {
+        let snapshot = Snapshot {
+            score: 12.34,
+            mass: 0.5,
+            effective_mass: 1e-7,
+            counts: [1, 0, 12, 3],
+            windows: [[0, 0, 1, 0], [1, 0, 2, 0], [1, 0, 12, 3]],
+            topics: vec![("higgs".to_string(), 55.5)],
+            received: true,
+        };
+        let mut out = Vec::new();
+        snapshot_line(&mut out, "u\"1", &snapshot, "1.0.0+abc");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            concat!(
+                r#"{"user":"u\"1","score":12.34,"mass":0.5,"effective_mass":1e-7,"#,
+                r#""counts":{"retweet":1,"quote":0,"reply":12,"mention":3},"#,
+                r#""windows":{"1h":{"retweet":0,"quote":0,"reply":1,"mention":0},"#,
+                r#""24h":{"retweet":1,"quote":0,"reply":2,"mention":0},"#,
+                r#""7d":{"retweet":1,"quote":0,"reply":12,"mention":3}},"#,
+                r#""topics":[{"topic":"higgs","score":55.5}],"model_version":"1.0.0+abc"}"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn score_events_as_python_writes_them() {
+        let engagement = Emitted {
+            change: ScoreChange {
+                user: "u1".into(),
+                score: 1.34,
+                previous: None,
+                event_time: 1735689791733,
+                cause: "engagement",
+                reasons: vec![("new_account", -6.66), ("mentions", 0.34)],
+                topics: vec![],
+            },
+            cause: CauseId::Event("e000000006".into()),
+        };
+        let decay = Emitted {
+            change: ScoreChange {
+                user: "u2".into(),
+                score: 40.0,
+                previous: Some(41.5),
+                event_time: 1735776000000,
+                cause: "decay",
+                reasons: vec![],
+                topics: vec![("higgs".to_string(), 12.0)],
+            },
+            cause: CauseId::Decay(20090),
+        };
+        let mut out = Vec::new();
+        score_event_line(&mut out, &engagement, "1.0.0+abc");
+        score_event_line(&mut out, &decay, "1.0.0+abc");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            concat!(
+                r#"{"type":"influence.score.changed.v1","id":"u1:1735689791733:e000000006","#,
+                r#""user":"u1","score":1.34,"previous":null,"model_version":"1.0.0+abc","#,
+                r#""event_time":1735689791733,"cause":"engagement","reasons":"#,
+                r#"[{"code":"new_account","points":-6.66},{"code":"mentions","points":0.34}],"#,
+                r#""topics":[]}"#,
+                "\n",
+                r#"{"type":"influence.score.changed.v1","id":"u2:1735776000000:decay:20090","#,
+                r#""user":"u2","score":40.0,"previous":41.5,"model_version":"1.0.0+abc","#,
+                r#""event_time":1735776000000,"cause":"decay","reasons":[],"#,
+                r#""topics":[{"topic":"higgs","score":12.0}]}"#,
+                "\n"
+            )
+        );
+    }
+}

@@ -186,6 +186,7 @@ impl NativeEngine {
             at: 0,
             now,
             model_version,
+            buffer: Vec::with_capacity(CHUNK_BYTES + 64 * 1024),
         }
     }
 
@@ -292,6 +293,8 @@ struct SnapshotChunks {
     at: usize,
     now: i64,
     model_version: String,
+    /// One chunk's bytes, reused: a fresh megabyte each time was a page fault per 4 KiB.
+    buffer: Vec<u8>,
 }
 
 const CHUNK_BYTES: usize = 1 << 20;
@@ -307,15 +310,16 @@ impl SnapshotChunks {
             return None;
         }
         let mut native = self.engine.bind(py).borrow_mut();
-        let mut out = Vec::with_capacity(CHUNK_BYTES + 4096);
+        let out = &mut self.buffer;
+        out.clear();
         while out.len() < CHUNK_BYTES && self.at < self.users.len() {
             let user = &self.users[self.at];
             if let Some(s) = native.engine.snapshot(user, self.now) {
-                snapshot_line(&mut out, user, &s, &self.model_version);
+                snapshot_line(out, user, &s, &self.model_version);
             }
             self.at += 1;
         }
-        Some(PyBytes::new(py, &out))
+        Some(PyBytes::new(py, out))
     }
 }
 

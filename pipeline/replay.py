@@ -43,6 +43,8 @@ class ReplaySummary:
     self_engagements: int
     score_changes: int
     seconds: float
+    """The whole run, engine creation to the last output byte (snapshot included): what the
+    printed events/s divides by."""
 
     def line(self) -> str:
         rate = self.events / self.seconds if self.seconds > 0 else 0.0

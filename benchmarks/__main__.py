@@ -4,7 +4,9 @@
                          [--write docs/benchmarks.md]
 
 NAME is one of path (item 1), latency (2), state (3), peer (4), scaling (5), top (GET /top and
-the /metrics scrape on the Higgs population, `benchmarks.top_api`: no broker). Everything else
+the /metrics scrape on the Higgs population, `benchmarks.top_api`: no broker), replay (the whole
+`influence replay --snapshot-out` process on the Higgs stream against a minimal reference
+process, `benchmarks.replay_process`: no broker). Everything else
 runs on the broker at KAFKA_BOOTSTRAP_SERVERS (else the project's own, started if absent), one
 measurement after the other, so the ratios in each table are side by side. Each section of
 the Markdown file is replaced in place between its own markers; the embedded-engine sections
@@ -26,12 +28,22 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import harness, kafka_path, latency, peer_quix, scaling, state_scale, top_api
+from benchmarks import (
+    harness,
+    kafka_path,
+    latency,
+    peer_quix,
+    replay_process,
+    scaling,
+    state_scale,
+    top_api,
+)
 from benchmarks.kafka_path import PathResult, WorkerRun
 from benchmarks.latency import LatencyResult
 from benchmarks.state_scale import ScaleResult
 
-NAMES = ("path", "latency", "state", "peer", "scaling", "top")
+NAMES = ("path", "latency", "state", "peer", "scaling", "top", "replay")
+WITHOUT_BROKER = {"top", "replay"}
 LATENCY_RATES = (2_000.0, 1_000.0)
 """Fixed offered loads measured besides the issue's (half the maximum): where p99 stands when
 the worker is not near saturation."""
@@ -47,6 +59,7 @@ class Results:
     state: ScaleResult | None = None
     scaling: list[WorkerRun] = field(default_factory=list)
     top: top_api.TopResult | None = None
+    replay: replay_process.ProcessResult | None = None
 
 
 def machine() -> str:
@@ -355,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.latency_seconds or (15.0 if args.quick else 40.0)
     command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
     only = set(args.only)
-    server = harness.bootstrap() if only - {"top"} else ""
+    server = harness.bootstrap() if only - WITHOUT_BROKER else ""
     results = Results()
     sections: dict[str, str] = {}
     plots = (args.write.parent if args.write else Path("docs")) / "benchmarks"
@@ -369,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        messages = harness.higgs_messages(events) if only - {"state", "top"} else []
+        messages = harness.higgs_messages(events) if only - {"state", *WITHOUT_BROKER} else []
         deployment = None
         if only & {"path", "latency", "peer"}:
 
@@ -415,8 +428,15 @@ def main(argv: list[str] | None = None) -> int:
                 results.top = top_api.run()
 
             step("top", top)
+        if "replay" in only:
 
-    sections["setup"] = section_setup(command)
+            def replay() -> None:
+                results.replay = replay_process.run(rounds=3 if args.quick else 5)
+
+            step("replay", replay)
+
+    if only - WITHOUT_BROKER:  # the setup of the Kafka runs: not rewritten by the others
+        sections["setup"] = section_setup(command)
     if results.path is not None:
         plot_throughput(results, plots / "throughput.png")
         sections["path"] = section_path(results)
@@ -432,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         sections["scaling"] = section_scaling(results.scaling)
     if results.top is not None:
         sections["top"] = top_api.section(results.top, command)
+    if results.replay is not None:
+        sections["replay"] = replay_process.section(results.replay, command)
     for body in sections.values():
         print(body)
     if args.write:

@@ -89,6 +89,12 @@ class NativeEngine:
         See `scoring._native.NativeEngine.score_lines`."""
         self.take_changes = self._core.take_changes
         """The changes `score_lines` kept, as `Emitted` records."""
+        self.take_changes_json = self._core.take_changes_json
+        """The changes `score_lines` kept, as --events-out lines (bytes) for a model version:
+        the bytes `pipeline.codec.score_change_json` writes, without a record per change."""
+        self.snapshot_json = self._core.snapshot_json
+        """The snapshot at an event time as --snapshot-out bytes, about a megabyte a chunk:
+        the bytes of `pipeline.replay.snapshot_line` for each user in id order."""
         self.snapshots = self._core.snapshots
         """Every user's snapshot fields at an event time, in user-id order."""
         self.scores = self._core.scores

@@ -366,3 +366,38 @@ def test_make_engine_picks_the_core(model: Model) -> None:
     assert isinstance(make_engine(model, "auto"), NativeEngine)
     with pytest.raises(ValueError, match="INFLUENCE_CORE"):
         make_engine(model, "fast")  # type: ignore[arg-type]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    x=st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([1e16, 1e15, 9.999999999999998e15, 1e-5, 9.99e-6, 1e-6, -0.0, 5e-324])
+    | st.floats(0, 101).map(lambda v: round(v, 2)),
+    text=st.text(),
+)
+def test_compiled_writers_write_what_orjson_writes(x: float, text: str) -> None:
+    """The compiled core writes --events-out and --snapshot-out itself (native/src/json_out.rs):
+    its floats and strings must be the installed orjson's, byte for byte."""
+    from scoring import _native
+
+    assert _native.dumps_float(x) == orjson.dumps(x)
+    try:
+        expected = orjson.dumps(text)
+    except TypeError:  # lone surrogates: not UTF-8, and the core never holds one
+        return
+    assert _native.dumps_str(text) == expected
+
+
+def test_awkward_user_ids_are_written_identically(model: Model, tmp_path: Path) -> None:
+    """Ids that need escaping, or are not ASCII, in both cores' score events and snapshots."""
+    awkward = ['a"b', "back\\slash", "tab\tnew\nline", "\x01\x1f\x7f", "Zürich", "😀", "/", "x"]
+    lines = []
+    for n, (actor, target) in enumerate(zip(awkward, awkward[1:] + awkward[:1], strict=True)):
+        for kind in ("retweet", "mention", "reply"):
+            event = {"id": f"{n}{kind}", "kind": kind, "ts": T0 + n * 60_000, "actor": actor}
+            lines.append(orjson.dumps(dict(event, target=target)))
+    path = tmp_path / "awkward.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    python, native = run_replay(path, model, "python"), run_replay(path, model, "native")
+    assert python[0].count(b"\n") > 8 and python[1].count(b"\n") == len(awkward)
+    assert native[:3] == python[:3]

@@ -440,6 +440,6 @@ mod tests {
         let line = b"{\"id\":\"1\",\"kind\":\"mention\",\"ts\":1341100972000,\"actor\":\"223789\",\"target\":\"213163\"}\n";
         let raw = scan_plain(line).expect("scanned");
         assert_eq!(raw.ts, Some(1341100972000));
-        assert_eq!(raw.target.as_deref(), Some("213163"));
+        assert_eq!(raw.target, Some("213163"));
     }
 }

@@ -3,13 +3,11 @@
 //! The Python record is the one place a model file is parsed and its rates derived; this copy
 //! takes its numbers as they are, so both cores compute with identical bits.
 
-use pyo3::prelude::*;
-
 pub const DAY_MS: i64 = 86_400_000;
 pub const HOUR_MS: i64 = 3_600_000;
 pub const NO_DAY: i64 = -(1 << 31);
 
-#[derive(FromPyObject, Clone, Debug)]
+#[derive(Clone, Debug)]
 pub struct Model {
     pub kind_weights: (f64, f64, f64, f64),
     pub selectivity_free_per_day: f64,

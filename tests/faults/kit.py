@@ -104,7 +104,9 @@ def wait_processed(deployment: Deployment, timeout: float = 300.0) -> None:
     while time.monotonic() < deadline:
         for worker in deployment.workers:
             assert not crashed(worker), f"an agent crashed:\n{worker.tail()}"
-            assert worker.killed or worker.alive(), f"a worker died:\n{worker.tail()}"
+            assert worker.killed or worker.stopped or worker.alive(), (
+                f"a worker died:\n{worker.tail()}"
+            )
         lag = asyncio.run(_lag(deployment.bootstrap, deployment.name, tps))
         stable = stable + 1 if all(n == 0 for n in lag.values()) and lag == previous else 0
         if stable >= 3:

@@ -123,6 +123,9 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     log: Path
     killed: bool = False
+    """Ended by SIGKILL: by `kill9`, or by `stop` when SIGTERM did not end it in time."""
+    stopped: bool = False
+    """Asked to stop (`stop`): its end is no crash."""
     port: int = 0
     """The worker's web port (/metrics, health, query API) on 127.0.0.1."""
 
@@ -132,12 +135,14 @@ class WorkerProcess:
         self.process.wait(timeout=30)
 
     def stop(self, timeout: float = 30.0) -> None:
+        self.stopped = True
         if self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            self.killed = True
             self.process.kill()
             self.process.wait(timeout=30)
 
@@ -241,7 +246,7 @@ def wait_until_processed(deployment: Deployment, timeout: float = 240.0) -> None
             return
         previous = lag
         for worker in deployment.workers:
-            if not worker.killed and not worker.alive():
+            if not worker.killed and not worker.stopped and not worker.alive():
                 raise AssertionError(f"a worker died:\n{worker.tail()}")
         time.sleep(2.0)
     logs = "\n".join(w.tail() for w in deployment.workers)

@@ -27,6 +27,10 @@ recovery:
    robinhood/faust#625, faust-streaming/faust#312. The rest of the rule is Faust's, including
    its tolerance of a one-offset hole at the head (a transaction marker at the committed
    offset).
+
+This is the consumer part of `pipeline.faust_compat` (the one place the pipeline touches
+Faust's private names): the methods it overrides and the private fields it reads are listed
+there, and `tests/test_faust_compat.py` checks them against the installed Faust.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ once. Per-event changelog writes were what held an untuned Faust app to a few hu
 per second; and since a user's record is written only after the outputs it implies are
 acknowledged, a crash can lose a state write (the events are redelivered and re-applied) but
 never an engagement or a score event that the state claims was sent.
-Faust and aiokafka are used only here and in `pipeline/worker.py`.
+Faust and aiokafka are used only here and in `pipeline/worker.py`; every private Faust name
+the pipeline depends on is reached through `pipeline.faust_compat` (and `pipeline.consumer`).
 """
 
 from __future__ import annotations
@@ -22,16 +23,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import nullcontext
 from typing import Any, TypeVar, cast
 
 import faust
 import orjson
-from faust.streams import Stream, _current_event, current_event
-from faust.transport.consumer import TransactionManager
+from faust.streams import Stream
 from faust.types import TP, EventT
 
 from pipeline.aligner import EventTimeAligner
@@ -44,6 +43,17 @@ from pipeline.codec import (
     score_change_json,
 )
 from pipeline.consumer import AtLeastOnceConsumer
+from pipeline.faust_compat import (
+    as_current,
+    consumer_generation,
+    current_event,
+    generation_of,
+    install_transport,
+    persist_changelog_offset,
+    read_offset,
+    send_record,
+    store_of,
+)
 from pipeline.forward import FORWARDED, Arrived, Forwarded, Forwarding, InputPayload
 from pipeline.leaders import Leaders
 from pipeline.merge import Progress, Source, SourceMerge, all_sources
@@ -65,54 +75,6 @@ from scoring.errors import StateError
 log = logging.getLogger(__name__)
 
 Payload = TypeVar("Payload")
-
-
-@contextmanager
-def as_current(event: EventT[Any]) -> Iterator[None]:
-    """Makes `event` Faust's current event while one event of a batch is handled.
-
-    Faust reads the current event to pick the RocksDB partition store of a table read or
-    write and (in `SourcePartitionTransactions`) the transaction of a send; inside a
-    `take_events` batch it would otherwise be the batch's last event, of any partition.
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
-
-
-class SourcePartitionTransactions(TransactionManager):
-    """Exactly-once with repartitioning: a message joins its *source* partition's transaction.
-
-    Faust picks the transactional producer by the destination partition, which another worker
-    may own (no producer for it here, or a fenced one there). Kafka Streams' rule is the right
-    one: everything a task produces while processing partition p, whatever its destination,
-    commits atomically with p's offsets. Buffered sends outside an event (changelog writes)
-    keep Faust's routing: their destination partition is the source partition anyway.
-    """
-
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-        *,
-        transactional_id: str | None = None,
-    ) -> Any:
-        event = current_event()
-        if event is None:
-            return await super().send(topic, key, value, partition, timestamp, headers)
-        source = event.message.tp
-        group = self.app.assignor.group_for_topic(source.topic)
-        tid = f"{self.app.conf.id}-{group}-{source.partition}"
-        destination = self.consumer.key_partition(topic, key, partition)
-        return await self.producer.send(
-            topic, key, value, destination, timestamp, headers, transactional_id=tid
-        )
 
 
 class Pipeline:
@@ -230,12 +192,12 @@ class Pipeline:
         """The events delivered since the latest rebalance and seek: a batch an agent collected
         before one may reach it after (Faust's streams skip an old generation's messages one
         by one; a batch is past that check), and its messages come again, in order."""
-        generation = self.app.consumer_generation_id
+        generation = consumer_generation(self.app)
         consumer = cast(AtLeastOnceConsumer, self.app.consumer)
         return [
             event
             for event in events
-            if event.message.generation_id == generation and not consumer.stale(event.message)
+            if generation_of(event.message) == generation and not consumer.stale(event.message)
         ]
 
     def track_inputs(self, assigned: Iterable[TP]) -> None:
@@ -253,7 +215,7 @@ class Pipeline:
         if highwater is None:
             return last_offset < 0
         # Faust's read offset: the next offset to read after a seek, the last one read after.
-        read: int = getattr(consumer, "_read_offset", {}).get(tp) or 0
+        read: int = read_offset(consumer, tp) or 0
         return bool(highwater > max(last_offset + 1, read))
 
     async def run_inputs(self, events: Sequence[EventT[Any]]) -> None:
@@ -404,7 +366,7 @@ class Pipeline:
             # producer's buffer then would leave an older one in the table.
             await self.app.producer.flush()
             for sent in last_sent.values():
-                self.persist_changelog_offset(await sent)
+                persist_changelog_offset(self.app, self.table, await sent)
         return True
 
     async def write_users(self, cache: UserCache, partition: int) -> Awaitable[Any]:
@@ -413,20 +375,10 @@ class Pipeline:
         record through Faust's send buffer (a third of a worker's time on the Higgs burst,
         "producer buffer full" in its log). Returns the last record's delivery future."""
         sent: Awaitable[Any] | None = None
-        for key, value in self.leaders.flush(partition, cache, self.table.data):
+        for key, value in self.leaders.flush(partition, cache, store_of(self.table)):
             sent = await self.send(self.table.changelog_topic, key, value, partition)
         assert sent is not None
         return sent
-
-    def persist_changelog_offset(self, metadata: Any) -> None:
-        """The changelog offset the store holds up to (RocksDB keeps it and recovers from
-        there), as Faust's `Collection._on_changelog_sent` records it."""
-        tp, offset = metadata.topic_partition, metadata.offset
-        store: Any = self.table.data
-        if self.app.in_transaction:
-            self.app.tables.persist_offset_on_commit(store, tp, offset)
-        else:
-            store.set_persisted_offset(tp, offset)
 
     async def send(
         self,
@@ -439,10 +391,7 @@ class Pipeline:
 
         Under exactly-once the record joins the current event's source-partition transaction.
         """
-        app = self.app
-        sender = app.consumer.transactions if app.in_transaction else app.producer
-        name = topic.get_topic_name()
-        return await sender.send(name, key, value, partition, None, None)
+        return await send_record(self.app, topic.get_topic_name(), key, value, partition)
 
     def route(self, routed: Routed, source_partition: int) -> None:
         target = routed[0].target.encode()
@@ -723,8 +672,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         value_serializer="raw",
         autodiscover=False,
     )
-    app.transport.TransactionManager = SourcePartitionTransactions  # type: ignore[misc]
-    app.transport.Consumer = AtLeastOnceConsumer  # type: ignore[misc]
+    install_transport(app)  # AtLeastOnceConsumer, SourcePartitionTransactions
     pipeline = Pipeline(app, settings, model)
     app.influence = pipeline  # type: ignore[attr-defined]
     register_views(app, pipeline, pipeline.metrics, settings.api_token)

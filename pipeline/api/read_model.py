@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.api.top import latest_of
 from pipeline.codec import key_partition
+from pipeline.faust_compat import rebalancing, recovery_done
 from pipeline.leaders import Leaders, TopEntry
 from pipeline.metrics import PipelineMetrics
 from pipeline.steps import decode_stored
@@ -52,8 +53,7 @@ class WorkerState:
         }
 
     def recovered(self) -> bool:
-        recovery = self.app.tables.recovery
-        return bool(recovery.completed.is_set()) and not recovery.in_recovery
+        return recovery_done(self.app)
 
     def now_for(self, partition: int, state: UserState) -> int:
         """The partition's stream time: the latest event time seen there (inputs and
@@ -121,11 +121,11 @@ class WorkerState:
         rebalance), once the tables are recovered; False while partitions are moving."""
         if self.indexed():
             return True
-        if getattr(self.app, "rebalancing", False) or not self.recovered():
+        if rebalancing(self.app) or not self.recovered():
             return False
         pipeline = self.pipeline
         async with pipeline.lock:  # no batch runs meanwhile, as when a batch scans
-            if pipeline.watched is None and not getattr(self.app, "rebalancing", False):
+            if pipeline.watched is None and not rebalancing(self.app):
                 pipeline.watched = await pipeline.scan_watched_users()
         return self.indexed()
 

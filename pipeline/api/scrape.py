@@ -3,7 +3,7 @@ recovery and consumer lag (`PipelineMetrics`' providers).
 
 Each is read when Prometheus asks, from structures the worker keeps anyway, so serving
 metrics costs the stream nothing. `consumer_lag` reads two offsets Faust keeps without a
-public synchronous accessor: this module is the one place the API touches them.
+public synchronous accessor, through `pipeline.faust_compat`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.api.read_model import WorkerState
+from pipeline.faust_compat import committed_offset, read_offset, recovery_progress
 from pipeline.leaders import Leaders
 from pipeline.metrics import PipelineMetrics, Recovery, StateSize
 
@@ -25,10 +26,7 @@ def state_size(worker: WorkerState) -> StateSize:
 
 def recovery(app: Any) -> Recovery:
     """Whether the Faust app is restoring tables from their changelogs, and what remains."""
-    tables_recovery = app.tables.recovery
-    return Recovery(
-        bool(tables_recovery.in_recovery), int(tables_recovery.active_remaining_total())
-    )
+    return Recovery(*recovery_progress(app))
 
 
 def consumer_lag(app: Any) -> dict[tuple[str, int], int]:
@@ -36,9 +34,8 @@ def consumer_lag(app: Any) -> dict[tuple[str, int], int]:
     consumer = app.consumer
     changelogs = set(app.tables.changelog_topics)
     # The consumer's read and committed offsets are kept by Faust without a public
-    # synchronous accessor; the high water is aiokafka's, refreshed by every fetch.
-    read = getattr(consumer, "_read_offset", {})
-    committed = getattr(consumer, "_committed_offset", {})
+    # synchronous accessor (`pipeline.faust_compat`); the high water is aiokafka's, refreshed
+    # by every fetch.
     out: dict[tuple[str, int], int] = {}
     for tp in consumer.assignment():
         if tp.topic in changelogs:
@@ -47,8 +44,8 @@ def consumer_lag(app: Any) -> dict[tuple[str, int], int]:
             high = consumer.highwater(tp)
         except Exception:  # not fetched yet or not assigned any more
             continue
-        last_read = read.get(tp)
-        position = last_read + 1 if last_read is not None else committed.get(tp)
+        last_read = read_offset(consumer, tp)
+        position = last_read + 1 if last_read is not None else committed_offset(consumer, tp)
         if high is None or position is None:
             continue
         out[(tp.topic, tp.partition)] = max(0, int(high) - int(position))

@@ -50,3 +50,34 @@ def test_a_late_day_merges_runs_and_is_reported_once() -> None:
     assert clock.record_action(3, 16, GRACE, RENEW) and clock.runs == [0, 3]
     assert clock.record_action(-2, 16, GRACE, RENEW) and clock.runs == [-2, -2, 0, 3]
     assert clock.record_action(-1, 16, GRACE, RENEW) and clock.runs == [-2, 3]
+
+
+@pytest.mark.parametrize(
+    ("days", "query", "paused"),
+    [
+        # runs 0-1, 5-6, 10-11, 15-16: silences 2-4, 7-9, 12-14, all inside the first 21 days
+        ((0, 1, 5, 6, 10, 11, 15, 16), 17, 3 + 3 + 3),
+        # 2-4 opens the period (3 days) and 7-91 takes the 18 left; 94 is 92 days after day 2,
+        # so 94-119 opens a new period: 21 more
+        ((0, 1, 5, 6, 92, 93), 120, 3 + 18 + 21),
+    ],
+)
+def test_folding_keeps_each_silence_its_length_and_the_period_its_start(
+    days: tuple[int, ...], query: int, paused: int
+) -> None:
+    """Silences that do not use up the allowance and a renewal that hangs on the day the period
+    began: a folded silence counted a day long or short, or its period dated from the wrong
+    day, changes these totals (the first test's 42 does not notice: its budget runs out)."""
+    assert _paused_before(_clock(16, days), query) == paused
+    for max_runs in range(1, len(days) // 2):
+        folded = _clock(max_runs, days)
+        assert folded.folded_paused > 0
+        assert _paused_before(folded, query) == paused, max_runs
+
+
+def test_pauses_are_the_first_days_of_each_silence() -> None:
+    clock = _clock(16, (0, 1, 5, 6, 10, 11, 15, 16))
+    assert clock.pauses(17, GRACE, RENEW) == [(2, 5), (7, 10), (12, 15)]
+    assert clock.pauses(14, GRACE, RENEW) == [(2, 5), (7, 10), (12, 14)]  # cut at the query day
+    assert clock.pauses(40, GRACE, RENEW)[-1] == (17, 17 + 21 - 9)  # what is left of the 21
+    assert clock.paused_before(8, clock.pauses(40, GRACE, RENEW)) == 3 + 1

@@ -11,10 +11,16 @@ variables against `Settings`, topics against the pipeline's topic list.
 
 from __future__ import annotations
 
+import http.server
 import json
+import os
 import re
+import shlex
 import subprocess
+import sys
+import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
@@ -25,6 +31,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from pipeline import cli
+from pipeline.cli import build_parser
 from pipeline.metrics import PipelineMetrics, Recovery, StateSize
 from pipeline.settings import PREFIX, Settings, Topics
 from pipeline.topics_admin import topic_names
@@ -343,12 +351,147 @@ def test_compose_wires_kafka_topics_workers_and_monitoring() -> None:
     assert str(scrape["dns_sd_configs"][0]["port"]) == worker["environment"]["INFLUENCE_WEB_PORT"]
 
 
-def test_dockerfile_builds_the_worker_image() -> None:
-    text = (DEPLOY / "docker" / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
-    assert 'pip install ".[kafka]"' in text
-    assert 'ENTRYPOINT ["influence"]' in text
-    assert re.search(r"^USER \d+$", text, re.M)  # not root
+def _dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions as (INSTRUCTION, arguments): comments dropped, lines
+    continued with a backslash joined, as Docker's parser reads them."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in (DEPLOY / "docker" / "Dockerfile").read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        keyword, _, rest = (pending + line).strip().partition(" ")
+        instructions.append((keyword.upper(), rest.strip()))
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continued line"
+    return instructions
+
+
+def _docker_env(instructions: list[tuple[str, str]]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for keyword, rest in instructions:
+        if keyword == "ENV":
+            env.update(item.split("=", 1) for item in shlex.split(rest))  # type: ignore[misc]
+    return env
+
+
+def _exec_form(instructions: list[tuple[str, str]], keyword: str) -> list[str]:
+    """The last ENTRYPOINT or CMD, which must be exec (JSON) form: a shell form would run under
+    `sh -c`, and the worker would not get SIGTERM on `docker stop`."""
+    values = [rest for k, rest in instructions if k == keyword]
+    assert values, f"no {keyword}"
+    parsed = json.loads(values[-1])
+    assert isinstance(parsed, list) and all(isinstance(a, str) for a in parsed), values[-1]
+    return parsed
+
+
+def test_dockerfile_installs_the_packages_pyproject_declares() -> None:
+    """The image is built from the Python the project requires, copies every package and file
+    the build needs, and installs an extra that exists and brings the Kafka worker's deps."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    instructions = _dockerfile()
+    base = [rest for k, rest in instructions if k == "FROM"]
+    minimum = project["project"]["requires-python"].removeprefix(">=")
+    assert base == [f"python:{minimum}-slim"]  # the interpreter the compiled core is built for
+    copied = {
+        Path(source).name
+        for k, rest in instructions
+        if k == "COPY"
+        for source in shlex.split(rest)[:-1]
+    }
+    for source in copied:
+        assert (REPO / source).exists(), f"COPY {source}: no such file in the repository"
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert copied >= packages | {"pyproject.toml", project["project"]["readme"]}
+    installs = [
+        arg
+        for k, rest in instructions
+        if k == "RUN" and "pip install" in rest
+        for arg in shlex.split(rest.split("&&")[0])
+        if arg.startswith(".[")
+    ]
+    assert len(installs) == 1, installs
+    extras = installs[0].removeprefix(".[").removesuffix("]").split(",")
+    declared = project["project"]["optional-dependencies"]
+    assert set(extras) <= set(declared)
+    needed = {re.split(r"[<>=\[ ]", dep)[0] for extra in extras for dep in declared[extra]}
+    assert {"faust-streaming", "aiokafka", "rocksdict"} <= needed
+
+
+def test_dockerfile_runs_the_worker_unprivileged_with_the_cli_and_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ENTRYPOINT + CMD parse with `influence`'s own parser as the worker command, and the
+    image's environment gives the worker the settings a container needs."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    instructions = _dockerfile()
+    entrypoint, cmd = _exec_form(instructions, "ENTRYPOINT"), _exec_form(instructions, "CMD")
+    assert project["project"]["scripts"][entrypoint[0]] == "pipeline.cli:main"
+    args = build_parser().parse_args([*entrypoint[1:], *cmd])
+    assert args.run is cli._cmd_worker
+    # compose's one-shot job and worker override CMD / ENTRYPOINT: those parse too
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert build_parser().parse_args(services["topic-init"]["command"]).run is cli._cmd_topics
+    shell = shlex.split(services["worker"]["entrypoint"][-1])
+    assert shell[shell.index("exec") + 1] == entrypoint[0]
+    assert build_parser().parse_args(shell[shell.index("exec") + 2 :]).run is cli._cmd_worker
+
+    user = [rest for k, rest in instructions if k == "USER"]
+    assert len(user) == 1 and user[0].isdigit() and int(user[0]) != 0, user  # not root
+    created = [rest for k, rest in instructions if k == "RUN" and "useradd" in rest]
+    assert created and f"--uid {user[0]} " in created[0]
+
+    env = _docker_env(instructions)
+    assert (
+        set(env)
+        - {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
+        - {n for n in env if n.startswith("PIP_")}
+        <= _setting_names()
+    )
+    for name in [n for n in os.environ if n.startswith(PREFIX) or n == "KAFKA_BOOTSTRAP_SERVERS"]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = cli._settings(args)  # what `influence worker` runs with in the image
+    workdir = [rest for k, rest in instructions if k == "WORKDIR"][-1]
+    assert settings.data_dir == workdir  # the directory the unprivileged user owns
+    assert settings.web_host == "0.0.0.0"
+    exposed = [rest for k, rest in instructions if k == "EXPOSE"]
+    assert exposed == [str(settings.web_port)]
+
+
+class _Livez(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/livez" else 404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_dockerfile_healthcheck_probes_livez_on_the_web_port() -> None:
+    """The HEALTHCHECK command, run as Docker runs it, succeeds against a server answering
+    /livez on INFLUENCE_WEB_PORT and fails when nothing listens there."""
+    instructions = _dockerfile()
+    check = [rest for k, rest in instructions if k == "HEALTHCHECK"]
+    assert len(check) == 1
+    command = check[0][check[0].index("CMD ") + 4 :]
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Livez)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    env = {**os.environ, "INFLUENCE_WEB_PORT": str(port)}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # `python` is the image's
+    try:
+        ok = subprocess.run(["sh", "-c", command], env=env, capture_output=True, timeout=30)
+        assert ok.returncode == 0, ok.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    down = subprocess.run(["sh", "-c", command], env=env, capture_output=True, timeout=30)
+    assert down.returncode != 0
 
 
 # --- Settings: every variable set in a deployment is one the worker reads -------------------------

@@ -105,12 +105,29 @@ def test_new_engagers_above_baseline_count_little(model: Model) -> None:
     assert share.burst_engagers == pytest.approx(expected * model.engager_excess_weight)
 
 
-def test_shrinkage_by_distinct_engagers(model: Model, ev: Events) -> None:
-    one = engine_with(model, ev("retweet", "a", "u")).states["u"]
-    mass = read_mass(one, ev.at(0, 1), model)
-    assert mass.engagers == 1.0
-    before = mass.fast * (1.0 - mass.reciprocal_share**2)
-    assert mass.effective == pytest.approx(before * 1.0 / (1.0 + model.shrinkage_prior))
+@pytest.mark.parametrize(
+    ("engagers", "effective"), [(1, 0.15183714985330937), (3, 0.880691393084014)]
+)
+def test_shrinkage_by_distinct_engagers(
+    model: Model, ev: Events, engagers: int, effective: float
+) -> None:
+    """E_eff = G(X)·decay·n/(n + 5), from SCORING.md's constants, not from the fields read back.
+
+    n accounts retweet a new user once each at midnight; read an hour later. The day's total
+    X = n is at most the burst floor (3), so all of G(X) = 5·ln(1 + X/5) is regular mass, it
+    decays for one hour at a 45-day half-life, nothing is reciprocal, and shrinkage keeps
+    n/(n + 5). The literal is that expression's value, so a wrong prior, a shrinkage by raw
+    mass instead of engagers or a missing shrinkage all fail here.
+    """
+    mass = read_mass(
+        engine_with(model, *(ev("retweet", f"a{i}", "u") for i in range(engagers))).states["u"],
+        ev.at(0, 1),
+        model,
+    )
+    spec = 5.0 * math.log(1.0 + engagers / 5.0) * 0.5 ** (1 / (45 * 24)) * engagers / (engagers + 5)
+    assert spec == pytest.approx(effective, rel=1e-12)
+    assert mass.engagers == engagers
+    assert mass.effective == pytest.approx(effective, rel=1e-9)
 
 
 def test_selectivity_pair_and_automation_factors(model: Model) -> None:

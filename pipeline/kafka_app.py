@@ -30,6 +30,7 @@ from typing import Any, TypeVar, cast
 
 import faust
 import orjson
+from faust.exceptions import NotReady
 from faust.streams import Stream
 from faust.types import TP, EventT
 
@@ -328,6 +329,20 @@ class Pipeline:
                     await self.send(self.engagements, None, message, partition)
             sent.update(rows)
         self.progress_sent = sent
+
+    async def unless_stopping(self, work: Callable[[], Awaitable[None]]) -> None:
+        """A timer's work, unless the worker is stopping. A timer that fired as a graceful
+        stop began reached the producer after Faust had stopped it (`NotReady`), and Faust
+        logged the app as crashed; the batch was not acknowledged, so whoever owns its
+        partitions next is delivered it again: handing it off is all there is left to do."""
+        if self.app.should_stop:
+            return
+        try:
+            await work()
+        except NotReady:
+            if not self.app.should_stop:
+                raise
+            log.info("stopping: a timer's batch is left unacknowledged for the next owner")
 
     async def run_batch(
         self,
@@ -691,7 +706,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         """Inputs held for a partition that went quiet go once `align_max_wait_s` passed;
         progress that changed without an input (a partition found idle) is announced."""
         if pipeline.input_stream is not None:
-            await pipeline.run_inputs([])
+            await pipeline.unless_stopping(lambda: pipeline.run_inputs([]))
 
     @app.timer(settings.align_max_wait_s)  # type: ignore[untyped-decorator]
     async def release_held_engagements() -> None:
@@ -700,7 +715,7 @@ def create_app(settings: Settings, model: Model) -> faust.App:
         if pipeline.engagement_stream is not None and any(
             merge.held for merge in pipeline.merges.values()
         ):
-            await pipeline.run_engagements([])
+            await pipeline.unless_stopping(lambda: pipeline.run_engagements([]))
 
     @app.timer(settings.held_report_interval_s)  # type: ignore[untyped-decorator]
     async def report_held() -> None:

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from pipeline.codec import key_partition
-from pipeline.merge import Progress, Source, SourceMerge
+from pipeline.merge import Progress, Source, SourceMerge, decode_progress, encode_progress
 from pipeline.steps import Position
 from scoring import Event, Invalid
 from scoring.errors import StateError
@@ -94,7 +94,7 @@ def encode_forwarded(
     return orjson.dumps(
         {
             "events": [[o.topic, o.partition, o.offset, *event] for o, event in events],
-            "progress": [[*source, time, idle] for source, (time, idle) in progress],
+            "progress": encode_progress(progress),
         }
     )
 
@@ -110,13 +110,7 @@ def decode_forwarded(data: bytes) -> ForwardBundle:
                 raise TypeError("a forwarded input must be a v1 event row")
             row[7], row[8] = tuple(row[7]), tuple(row[8])  # hashtags, ref_hashtags
             events.append((Position(topic, partition, offset), Event(*row)))
-        progress: list[tuple[Source, Progress]] = []
-        for topic, partition, at, idle in doc["progress"]:
-            if not isinstance(topic, int) or not isinstance(partition, int):
-                raise TypeError("a progress row's source must be two integers")
-            if at is not None and not isinstance(at, int):
-                raise TypeError("a progress row's time must be an integer or null")
-            progress.append(((topic, partition), Progress(at, bool(idle))))
+        progress = decode_progress(doc["progress"])
     except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
         raise StateError(f"forward message is not a bundle of input rows: {exc}") from exc
     return ForwardBundle(events, progress)

@@ -24,7 +24,7 @@ import heapq
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
@@ -163,6 +163,23 @@ class SourceMerge(Generic[Item]):
             for source in self.sources
             if not self.queues.get(source) and not _passed(self.progress.get(source), oldest)
         )
+
+
+def encode_progress(progress: Iterable[tuple[Source, Progress]]) -> list[list[object]]:
+    """Progress rows as the repartition and forward messages carry them."""
+    return [[*source, at, idle] for source, (at, idle) in progress]
+
+
+def decode_progress(rows: Iterable[Sequence[object]]) -> list[tuple[Source, Progress]]:
+    """Progress rows read back; TypeError or ValueError on a malformed row."""
+    progress: list[tuple[Source, Progress]] = []
+    for topic, partition, at, idle in rows:
+        if not isinstance(topic, int) or not isinstance(partition, int):
+            raise TypeError("a progress row's source must be two integers")
+        if at is not None and not isinstance(at, int):
+            raise TypeError("a progress row's time must be an integer or null")
+        progress.append(((topic, partition), Progress(at, bool(idle))))
+    return progress
 
 
 def _passed(progress: Progress | None, ts: int) -> bool:

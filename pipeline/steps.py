@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import orjson
 
-from pipeline.merge import Progress, Source
+from pipeline.merge import Progress, Source, decode_progress, encode_progress
 from scoring import (
     Engagement,
     Event,
@@ -125,7 +125,7 @@ def encode_engagements(
                 ]
                 for engagement, origin in routed
             ],
-            "progress": [[*source, time, idle] for source, (time, idle) in progress],
+            "progress": encode_progress(progress),
         }
     )
 
@@ -144,13 +144,7 @@ def decode_engagements(data: bytes) -> Bundle:
             if isinstance(partition, list):  # a forwarded input's: [partition, via]
                 partition, via = partition
             out.append((Engagement(*values), Position(topic, partition, offset, via)))
-        progress: list[tuple[Source, Progress]] = []
-        for topic, partition, time, idle in announced:
-            if not isinstance(topic, int) or not isinstance(partition, int):
-                raise TypeError("a progress row's source must be two integers")
-            if time is not None and not isinstance(time, int):
-                raise TypeError("a progress row's time must be an integer or null")
-            progress.append(((topic, partition), Progress(time, bool(idle))))
+        progress = decode_progress(announced)
     except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
         raise StateError(f"engagement bundle is not a list of engagement rows: {exc}") from exc
     return Bundle(out, progress)

@@ -12,7 +12,12 @@ arrives, so a silent or slow partition delays the others by at most that much.
 
 A partition may instead have a *watermark* (`pipeline.forward`: a forward-topic partition,
 whose events come from other workers): empty, it holds back only events later than its
-watermark, the earliest time it may still deliver; an infinite watermark is idle.
+watermark, the earliest time it may still deliver; an infinite watermark is idle. A watermark
+partition is waited for `watermark_max_wait_s`, not `max_wait_s`: its events come through
+another worker's batch, a send and a fetch, which under load take longer than the second
+that a broker partition is given, and giving up on it sooner applied an actor's own later
+inputs before its forwarded earlier ones (its watermark already gives up on a silent
+forwarder after `merge_max_wait_s`, `pipeline.merge`).
 """
 
 from __future__ import annotations
@@ -45,12 +50,17 @@ class EventTimeAligner(Generic[Item]):
         max_wait_s: float,
         clock: Callable[[], float] = time.monotonic,
         watermark: Callable[[Partition], float | None] = lambda _: None,
+        watermark_max_wait_s: float | None = None,
     ) -> None:
         """`has_more(partition, last_offset_seen)`: does the broker hold more for it?
-        `watermark(partition)`: None for a broker partition, else its watermark (above)."""
+        `watermark(partition)`: None for a broker partition, else its watermark (above);
+        `watermark_max_wait_s`: how long one holds the others back (default `max_wait_s`)."""
         self.has_more = has_more
         self.watermark = watermark
         self.max_wait_s = max_wait_s
+        self.watermark_max_wait_s = (
+            max_wait_s if watermark_max_wait_s is None else watermark_max_wait_s
+        )
         self.clock = clock
         self.queues: dict[Partition, _Queue[Item]] = {}
         self.waiting_since: float | None = None
@@ -153,7 +163,10 @@ class EventTimeAligner(Generic[Item]):
         now = self.clock()
         if self.waiting_since is None:
             self.waiting_since = now
-        if now - self.waiting_since < self.max_wait_s:
+        patience = max(
+            self.max_wait_s if marks.get(p) is None else self.watermark_max_wait_s for p in lagging
+        )
+        if now - self.waiting_since < patience:
             return True
         log.info(
             "input partitions %s held the others back %.1fs: not waiting for them",

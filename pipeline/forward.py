@@ -134,17 +134,20 @@ class Forwarding:
         partitions: int,
         has_more: Callable[[Any, int], bool],
         *,
+        next_offset: Callable[[Any, int], int] = lambda tp, last_offset: last_offset + 1,
         exactly_once: bool = False,
         max_wait_s: float = float("inf"),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`topic`: the forward topic; `has_more(tp, last_offset)` as `EventTimeAligner`'s;
+        `next_offset(tp, last_offset)`: the next offset this worker will read there;
         `max_wait_s`: how long forwarded events wait for a silent forwarder (`SourceMerge`)."""
         self.topic = topic
         self.input_index = {name: i for i, name in enumerate(inputs)}
         self.input_topics = len(inputs)
         self.partitions = partitions
         self.has_more = has_more
+        self.next_offset = next_offset
         self.exactly_once = exactly_once
         self.max_wait_s = max_wait_s
         self.clock = clock
@@ -156,6 +159,8 @@ class Forwarding:
         self.progress_sent: dict[Source, Progress] = {}
         self.merges: dict[int, SourceMerge[tuple[Any, Arrived]]] = {}
         self.pending: dict[int, deque[Ticket]] = {}
+        self.epoch = 0
+        """Counts intakes (`arrived`): a confirmation read across one is stale."""
 
     # The forwarder's side.
 
@@ -178,14 +183,18 @@ class Forwarding:
 
     def read_progress(self, queues: Mapping[Any, Any]) -> dict[Source, Progress]:
         """Per owned input partition (the aligner's `queues`, by tp): the latest event time
-        read, and idle when the broker holds nothing more there."""
+        read, and idle when the broker holds nothing more there, up to the offset read
+        (`Progress.end`: the owner trusts the claim only while the broker has nothing past it)."""
         out: dict[Source, Progress] = {}
         for tp, queue in queues.items():
             index = self.input_index.get(tp.topic)
             if index is not None:
                 source = (index, tp.partition)
-                idle = not self.has_more(tp, queue.last_offset)
-                out[source] = Progress(self.read_ts.get(source), idle)
+                read_ts = self.read_ts.get(source)
+                if self.has_more(tp, queue.last_offset):
+                    out[source] = Progress(read_ts, False)
+                else:
+                    out[source] = Progress(read_ts, True, self.next_offset(tp, queue.last_offset))
         return out
 
     def due(self, queues: Mapping[Any, Any]) -> bool:
@@ -240,14 +249,33 @@ class Forwarding:
         except StateError as exc:
             return Invalid("bad_forward", str(exc)[:200])
         merge = self.merge(partition)
-        for source, (at, idle) in bundle.progress:
-            merge.announce(source, at, idle)
+        for source, (at, idle, end) in bundle.progress:
+            merge.announce(source, at, idle, end)
         for origin, decoded in bundle.events:
             via = Position(origin.topic, origin.partition, origin.offset, partition)
             ticket.left += 1
             arrived = Arrived(decoded, via, ticket)
             merge.add((origin.topic, origin.partition), decoded.ts, (event, arrived))
         return None
+
+    def idle_claims(self) -> set[Source]:
+        """Input partitions whose forwarders claim to be idle: before releasing, the owner
+        reads their end offsets from the broker (`confirm`), after the items it holds arrived."""
+        return {source for merge in self.merges.values() for source in merge.idle_claims()}
+
+    def arrived(self) -> None:
+        """New inputs or forwards were taken in: end offsets read before they were fetched
+        confirm nothing about them, so every idle claim waits for a fresh read."""
+        self.epoch += 1
+        for merge in self.merges.values():
+            merge.ends.clear()
+
+    def confirm(self, ends: Mapping[Source, int], epoch: int) -> None:
+        """End offsets read from the broker since `epoch` began (none taken in meanwhile)."""
+        if epoch != self.epoch:
+            return
+        for merge in self.merges.values():
+            merge.confirm(ends)
 
     def release(self) -> list[tuple[int, int, int, tuple[Any, Arrived]]]:
         """Forwarded inputs every forwarder has passed, as (partition, offset, ts, item) for

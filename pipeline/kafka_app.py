@@ -44,6 +44,7 @@ from pipeline.codec import (
     score_change_json,
 )
 from pipeline.consumer import AtLeastOnceConsumer
+from pipeline.end_offsets import EndOffsetReader
 from pipeline.faust_compat import (
     as_current,
     consumer_generation,
@@ -141,12 +142,20 @@ class Pipeline:
             names.inputs,
             count,
             self.has_more,
+            next_offset=self.next_offset,
             exactly_once=settings.processing_guarantee == "exactly_once",
             max_wait_s=settings.merge_max_wait_s,
         )
         """Inputs read outside their actor's partition, sent on there (`pipeline.forward`)."""
+        self.end_offsets = EndOffsetReader(
+            settings.kafka_client_options(), settings.end_offsets_timeout_s
+        )
+        """Confirms forwarders' idle claims (`confirm_idle_forwarders`)."""
         self.aligner: EventTimeAligner[tuple[EventT[Any], InputPayload]] = EventTimeAligner(
-            self.has_more, settings.align_max_wait_s, watermark=self.forwarding.watermark
+            self.has_more,
+            settings.align_max_wait_s,
+            watermark=self.forwarding.watermark,
+            watermark_max_wait_s=settings.merge_max_wait_s,
         )
         self.input_stream: Stream[bytes] | None = None
         self.engagement_stream: Stream[bytes] | None = None
@@ -215,9 +224,32 @@ class Pipeline:
         highwater = consumer.highwater(tp)
         if highwater is None:
             return last_offset < 0
-        # Faust's read offset: the next offset to read after a seek, the last one read after.
-        read: int = read_offset(consumer, tp) or 0
-        return bool(highwater > max(last_offset + 1, read))
+        return bool(highwater > self.next_offset(tp, last_offset))
+
+    def next_offset(self, tp: Any, last_offset: int) -> int:
+        """The next offset this worker reads in `tp`, past `last_offset` (the last one that
+        reached the aligner). Faust's read offset is the next offset to read after a seek,
+        the last one read after that."""
+        return max(last_offset + 1, read_offset(self.app.consumer, tp) or 0)
+
+    async def confirm_idle_forwarders(self) -> None:
+        """Reads the end offsets of the input partitions whose forwarders claim to be idle
+        (`merge.Progress.end`), so that a claim made before a producer appended to them does
+        not let this worker's own later inputs go ahead of what they will forward. One
+        ListOffsets request; a failed one confirms nothing, and the claims keep holding."""
+        forwarding = self.forwarding
+        claims = forwarding.idle_claims()
+        if not claims:
+            return
+        epoch, names = forwarding.epoch, self.settings.topics.inputs
+        try:
+            ends = await self.end_offsets.read((names[t], p) for t, p in claims)
+        except Exception as exc:  # the check is best-effort: unconfirmed claims just hold
+            log.info("could not read the forwarders' end offsets: %r", exc)
+            return
+        index = self.input_index
+        confirmed = {(index[topic], partition): end for (topic, partition), end in ends.items()}
+        forwarding.confirm(confirmed, epoch)
 
     async def run_inputs(self, events: Sequence[EventT[Any]]) -> None:
         """Input events in event-time order across partitions (`pipeline.aligner`), then acked.
@@ -231,6 +263,8 @@ class Pipeline:
         """
         ready: list[tuple[EventT[Any], InputPayload]] = []
         aligner, forwarding = self.aligner, self.forwarding
+        if events:
+            forwarding.arrived()
         for event in self.current(events):
             message = event.message
             if message.topic == forwarding.topic:
@@ -245,6 +279,7 @@ class Pipeline:
                 aligner.add(message.tp, message.offset, decoded.ts, (event, decoded))
             elif not aligner.follow(message.tp, message.offset, (event, decoded)):
                 ready.append((event, decoded))
+        await self.confirm_idle_forwarders()
         for partition, offset, ts, item in forwarding.release():
             aligner.add(TP(forwarding.topic, partition), offset, ts, item)
         stream = self.input_stream
@@ -540,8 +575,8 @@ class Pipeline:
                 pending.append(dead[-1])
                 continue
             merge = self.merge(message.partition)
-            for source, (announced, idle) in bundle.progress:
-                merge.announce(source, announced, idle)
+            for source, (announced, idle, end) in bundle.progress:
+                merge.announce(source, announced, idle, end)
             entry: list[Any] = [event, len(bundle.engagements)]
             for routed in bundle.engagements:
                 origin = routed[1]
@@ -761,6 +796,10 @@ def create_app(settings: Settings, model: Model) -> faust.App:
             pipeline.reset()
             pipeline.track_inputs(assigned)
         pipeline.metrics.rebalance()
+
+    @app.on_before_shutdown.connect
+    async def on_shutdown(sender: Any, /, *_: Any, **__: Any) -> None:
+        await pipeline.end_offsets.stop()
 
     return app
 

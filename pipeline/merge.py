@@ -24,7 +24,7 @@ import heapq
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
@@ -36,10 +36,18 @@ Source = tuple[int, int]
 
 
 class Progress(NamedTuple):
-    """How far a source has sent its engagements: `time` (None: nothing sent yet), `idle`."""
+    """How far a source has sent its engagements: `time` (None: nothing sent yet), `idle`.
+
+    `end`, when set, is the offset up to which an idle source had read its partition. Idle
+    only means "the broker held nothing more when I last looked": in a live stream a producer
+    may append to the source an event older than the ones another partition delivers next.
+    Such a claim is trusted only while the broker confirms that nothing was appended past
+    `end` (`SourceMerge.confirm`), checked after the held items arrived, so causally after
+    anything produced before them."""
 
     time: int | None
     idle: bool
+    end: int | None = None
 
 
 @dataclass(slots=True)
@@ -58,16 +66,35 @@ class SourceMerge(Generic[Item]):
     clock: Callable[[], float] = time.monotonic
     ignored: set[Source] = field(default_factory=set)
     blocked_since: float | None = None
+    ends: dict[Source, int] = field(default_factory=dict)
+    """The sources' end offsets on the broker, as last confirmed (`confirm`)."""
 
-    def announce(self, source: Source, time: int | None, idle: bool) -> None:
+    def announce(
+        self, source: Source, time: int | None, idle: bool, end: int | None = None
+    ) -> None:
         """A source's progress. Times only move forward: after a failover the new owner
         re-sends from the committed offset, and what the old owner announced still holds (its
         engagements up to that time are on the topic already)."""
         known = self.progress.get(source)
         if known is not None and known.time is not None and (time is None or time < known.time):
             time = known.time
-        self.progress[source] = Progress(time, idle)
+        self.progress[source] = Progress(time, idle, end if idle else None)
         self.ignored.discard(source)
+
+    def idle_claims(self) -> list[Source]:
+        """Sources whose idle claim waits on the broker's end offsets (`Progress.end`)."""
+        return [s for s, known in self.progress.items() if known.idle and known.end is not None]
+
+    def confirm(self, ends: Mapping[Source, int]) -> None:
+        """The sources' end offsets, read from the broker after the held items arrived."""
+        self.ends.update(ends)
+
+    def is_idle(self, source: Source) -> bool:
+        """Idle, and (for a claim with an `end`) nothing appended past it since."""
+        known = self.progress.get(source)
+        if known is None or not known.idle:
+            return False
+        return known.end is None or self.ends.get(source, known.end + 1) <= known.end
 
     def add(self, source: Source, ts: int, item: Item) -> None:
         queue = self.queues.get(source)
@@ -90,10 +117,13 @@ class SourceMerge(Generic[Item]):
             if queues.get(source) or source in self.ignored:
                 continue
             known = progress.get(source)
-            if known is None or (not known.idle and known.time is None):
+            if known is None:
                 return float("-inf")
-            if not known.idle and known.time is not None and known.time < frontier:
-                frontier = known.time
+            if self.is_idle(source):
+                continue
+            if known.time is None:
+                return float("-inf")
+            frontier = min(frontier, known.time)
         return frontier
 
     def release(self, limit: int) -> list[Item]:
@@ -161,31 +191,34 @@ class SourceMerge(Generic[Item]):
         return sorted(
             source
             for source in self.sources
-            if not self.queues.get(source) and not _passed(self.progress.get(source), oldest)
+            if not self.queues.get(source) and not self._passed(source, oldest)
         )
+
+    def _passed(self, source: Source, ts: int) -> bool:
+        known = self.progress.get(source)
+        if known is None:
+            return False
+        return self.is_idle(source) or (known.time is not None and known.time >= ts)
 
 
 def encode_progress(progress: Iterable[tuple[Source, Progress]]) -> list[list[object]]:
     """Progress rows as the repartition and forward messages carry them."""
-    return [[*source, at, idle] for source, (at, idle) in progress]
+    return [[*source, *Progress(*known)] for source, known in progress]
 
 
 def decode_progress(rows: Iterable[Sequence[object]]) -> list[tuple[Source, Progress]]:
     """Progress rows read back; TypeError or ValueError on a malformed row."""
     progress: list[tuple[Source, Progress]] = []
-    for topic, partition, at, idle in rows:
+    for topic, partition, at, idle, *rest in rows:
         if not isinstance(topic, int) or not isinstance(partition, int):
             raise TypeError("a progress row's source must be two integers")
         if at is not None and not isinstance(at, int):
             raise TypeError("a progress row's time must be an integer or null")
-        progress.append(((topic, partition), Progress(at, bool(idle))))
+        end = rest[0] if rest else None  # rows of workers before `Progress.end` have four
+        if len(rest) > 1 or (end is not None and not isinstance(end, int)):
+            raise TypeError("a progress row's end must be an integer or null")
+        progress.append(((topic, partition), Progress(at, bool(idle), end)))
     return progress
-
-
-def _passed(progress: Progress | None, ts: int) -> bool:
-    if progress is None:
-        return False
-    return progress.idle or (progress.time is not None and progress.time >= ts)
 
 
 def all_sources(input_topics: int, partitions: int) -> frozenset[Source]:

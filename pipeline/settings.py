@@ -125,6 +125,9 @@ class Settings:
     it back (pipeline/merge.py): longer than a failover takes (session timeout, recovery), so
     a dead worker's partitions are waited for, and short enough that a lost announcement
     delays a partition by half a minute, not for good."""
+    end_offsets_timeout_s: float = 2.0
+    """How long a worker waits for the end offsets that confirm a forwarder's idle claim
+    (pipeline/end_offsets.py); on a timeout the claim keeps holding until the next check."""
     held_report_interval_s: float = 10.0
     """How often a worker logs the sources that keep engagements waiting (pipeline/merge.py)."""
     engagements_per_message: int = 500

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.merge import SourceMerge, all_sources
+from pipeline.merge import Progress, SourceMerge, all_sources, decode_progress, encode_progress
 from pipeline.steps import Position, decode_engagements, encode_engagements
 from scoring import Engagement
 
@@ -134,7 +134,7 @@ def test_a_bundle_carries_engagements_and_progress() -> None:
     routed = [(engagement, Position(1, 2, 3))]
     bundle = decode_engagements(encode_engagements(routed, [((1, 2), (5, False))]))  # type: ignore[list-item]
     assert bundle.engagements == routed
-    assert bundle.progress == [((1, 2), (5, False))]
+    assert bundle.progress == [((1, 2), Progress(5, False))]
     old = decode_engagements(b'[["e1",0,5,"a","b",1.0,1.0,1.0,1.0,null,["x"],1,2,3]]')
     assert old.engagements == routed and old.progress == []
 
@@ -169,3 +169,27 @@ def test_a_source_silent_for_too_long_stops_holding_the_others_back() -> None:
     merge.announce(B, 60, False)  # B speaks: it counts again
     merge.add(A, 150, "a150")
     assert merge.release(10) == []
+
+
+def test_an_idle_claim_holds_only_while_the_broker_has_nothing_past_it() -> None:
+    """A source idle at offset 8 lets later engagements of other sources go only once the
+    broker's end offset confirms it (the claim may predate an append to the source)."""
+    merge: SourceMerge[str] = SourceMerge(frozenset({(0, 0), (0, 1)}))
+    merge.announce((0, 0), 40, True, end=8)
+    merge.announce((0, 1), 100, False)
+    merge.add((0, 1), 60, "later")
+    assert merge.idle_claims() == [(0, 0)]
+    assert merge.release(10) == []  # unconfirmed: the source counts as having passed 40 only
+    merge.confirm({(0, 0): 9})
+    assert merge.release(10) == []  # one record appended past the claim
+    merge.confirm({(0, 0): 8})
+    assert merge.release(10) == ["later"]
+    merge.announce((0, 0), None, True)  # a claim without an end: trusted as before
+    assert merge.idle_claims() == [] and merge.is_idle((0, 0))
+
+
+def test_progress_rows_of_older_workers_decode_without_an_end() -> None:
+    rows = encode_progress([((1, 2), Progress(5, True, 7))])
+    assert rows == [[1, 2, 5, True, 7]]
+    assert decode_progress(rows) == [((1, 2), Progress(5, True, 7))]
+    assert decode_progress([[1, 2, 5, True]]) == [((1, 2), Progress(5, True, None))]

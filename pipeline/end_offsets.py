@@ -32,7 +32,11 @@ class EndOffsetReader:
         aiokafka raises, or TimeoutError after `timeout_s`."""
         if self.consumer is None:
             consumer = AIOKafkaConsumer(group_id=None, **self.client_options)
-            await asyncio.wait_for(consumer.start(), self.timeout_s)
+            try:
+                await asyncio.wait_for(consumer.start(), self.timeout_s)
+            except BaseException:
+                await consumer.stop()  # a start that timed out must not leave it unclosed
+                raise
             self.consumer = consumer
         wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
         ends = await asyncio.wait_for(self.consumer.end_offsets(wanted), self.timeout_s)

@@ -173,7 +173,7 @@ class Pipeline:
             if batch.assignment is not None and batch.assignment != self.topology.assignment:
                 return False
             await self.scan_watched_users()
-            outputs, last_of_partition = processing.apply(batch)
+            outputs, last_of_partition = processing.apply(batch, as_current)
             for output in outputs:
                 await self.send(output)
             await self.app.producer.flush()

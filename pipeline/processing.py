@@ -21,7 +21,7 @@ from typing import Any
 
 from pipeline.ordering import EngagementFlow, HasMore, InputFlow
 from pipeline.outbox import Output
-from pipeline.topology import Topology
+from pipeline.topology import Scope, Topology
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +123,14 @@ class Processing:
 
     # a batch
 
-    def apply(self, batch: Batch) -> tuple[list[Output], dict[int, Any]]:
-        """The batch's handlers run; returns its outputs in order and each partition's last
-        event (whose partition's changed users `changelog` writes after the outputs)."""
+    def apply(
+        self, batch: Batch, scope: Scope | None = None
+    ) -> tuple[list[Output], dict[int, Any]]:
+        """The batch's handlers run (each inside `scope(event)`, `Topology.run`); returns its
+        outputs in order and each partition's last event (whose partition's changed users
+        `changelog` writes after the outputs)."""
         topology = self.topology
-        last_of_partition = topology.run(batch.items, batch.handle)
+        last_of_partition = topology.run(batch.items, batch.handle, scope)
         if batch.finish is not None:
             batch.finish(last_of_partition)
         return topology.outbox.take(), last_of_partition

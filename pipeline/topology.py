@@ -23,8 +23,10 @@ it (docs/pipeline.md says why).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import orjson
@@ -49,8 +51,12 @@ from pipeline.steps import (
     target_step,
 )
 from scoring import DecayWatch, Event, Invalid, Model, ScoreChange
+from scoring.errors import StateError
+
+log = logging.getLogger(__name__)
 
 Payload = TypeVar("Payload")
+Scope = Callable[[Any], AbstractContextManager[None]]
 
 SCAN_SLICE = 2000
 """Rows between two yields of the table scan (`scan`): a large table must let a worker's
@@ -140,7 +146,11 @@ class Topology:
         for scanned, (key, value) in enumerate(list(self.table.items())):
             if scanned % SCAN_SLICE == SCAN_SLICE - 1:
                 yield
-            published = self.leaders.scanned(key, value).state.published
+            try:
+                published = self.leaders.scanned(key, value).state.published
+            except StateError as exc:  # its events are dead-lettered (`unreadable`)
+                log.error("stored user %r cannot be read, left as it is: %s", key[:80], exc)
+                continue
             if published is not None and published >= floor:
                 partition = key_partition(key, self.partition_count)
                 watched.setdefault(partition, {})[key.decode()] = None
@@ -168,14 +178,23 @@ class Topology:
     # a batch
 
     def run(
-        self, items: Iterable[tuple[Any, Payload]], handle: Callable[[Any, Payload], None]
+        self,
+        items: Iterable[tuple[Any, Payload]],
+        handle: Callable[[Any, Payload], None],
+        scope: Scope | None = None,
     ) -> dict[int, Any]:
         """Handles a batch in order; returns each partition's last event. The outbox then
-        holds the items' records, then the batch's engagements (`route`)."""
+        holds the items' records, then the batch's engagements (`route`). `scope(event)`
+        is entered around each item's handler (Faust: the event made current, so that the
+        table reads and deletes the store of its partition)."""
         last_of_partition: dict[int, Any] = {}
         for event, payload in items:
             self.context = event
-            handle(event, payload)
+            if scope is None:
+                handle(event, payload)
+            else:
+                with scope(event):
+                    handle(event, payload)
             last_of_partition[event.message.partition] = event
         self.context = None
         self._take_engagements(last_of_partition)
@@ -227,7 +246,11 @@ class Topology:
         """The actor step of an input applied in partition `event.message.partition`."""
         partition = event.message.partition
         self.watch(partition, decoded.ts)
-        out = actor_step(self.cache(partition), decoded, origin, self.model)
+        try:
+            out = actor_step(self.cache(partition), decoded, origin, self.model)
+        except StateError as exc:
+            self.unreadable(decoded.actor, exc, event)
+            return
         if out.duplicate:
             self.metrics.duplicate("actor")
         else:
@@ -251,7 +274,11 @@ class Topology:
             for change, day in clock.advance(engagement.ts, cache.state_of, self.model):
                 cache.mark(change.user)
                 self.publish(change, f"decay:{day}", partition)
-            out = target_step(cache, engagement, origin, self.model)
+            try:
+                out = target_step(cache, engagement, origin, self.model)
+            except StateError as exc:
+                self.unreadable(engagement.target, exc, event)
+                continue
             if out.duplicate:
                 self.metrics.duplicate("target")
             elif out.change is not None:
@@ -315,7 +342,16 @@ class Topology:
         time_in = getattr(context.message, "time_in", None) if context is not None else None
         self.metrics.score_change(change.cause, time_in)
 
-    def dead_letter(self, invalid: Invalid, event: Any) -> None:
+    def unreadable(self, user: str, exc: StateError, event: Any) -> None:
+        """A step met a stored row it cannot read (another layout, a damaged record): the
+        message goes to the dead-letter topic and the row stays as it is, for an operator
+        to look at; the worker goes on."""
+        detail = f"stored state of user {user[:80]!r} cannot be read: {exc}"[:200]
+        self.dead_letter(Invalid("bad_state", detail), event, invalid_input=False)
+
+    def dead_letter(self, invalid: Invalid, event: Any, *, invalid_input: bool = True) -> None:
+        """`invalid_input`: the message itself is at fault (counted as invalid input when it
+        came from an input topic); False when the worker's own state is."""
         message = event.message
         letter = DeadLetter(
             invalid.reason,
@@ -327,5 +363,5 @@ class Topology:
         )
         self.outbox.add(Output(self.topics.dead_letter, message.key, letter.to_json(), None, event))
         self.metrics.dead_letter(invalid.reason)
-        if message.topic in self.input_index:
+        if invalid_input and message.topic in self.input_index:
             self.metrics.invalid(invalid.reason)

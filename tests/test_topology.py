@@ -10,6 +10,7 @@ from functools import cache
 import orjson
 import pytest
 
+from pipeline.codec import key_partition
 from pipeline.driver import Driver, driver_settings
 from pipeline.engine import Engine
 from pipeline.processing import Batch
@@ -263,3 +264,33 @@ def decay_users(before: list[Event], after: list[Event], model: Model) -> set[st
             if emitted.cause_id.startswith("decay:"):
                 users.add(emitted.change.user)
     return users
+
+
+def test_an_unreadable_stored_row_is_a_dead_letter_not_a_crash(model: Model) -> None:
+    """A damaged changelog record (or a row of a layout this worker does not know): the scan
+    after the assignment skips it, and every message that needs it is dead-lettered
+    `bad_state`, as actor and as target; everyone else is scored as usual."""
+    ev = Events()
+    driver = one_worker(model)
+    key = b"broken"
+    driver.store.setdefault(key_partition(key, PARTITIONS), {})[key] = b'[99, {}, "no"]'
+    events = [
+        ev("retweet", "fan", "star", day=0, followers=100),
+        ev("tweet", "broken", day=0, hour=1, followers=100),
+        ev("retweet", "fan", "broken", day=0, hour=2, followers=100),
+        ev("retweet", "other", "star", day=0, hour=3, followers=100),
+    ]
+    for event in events:
+        driver.pipe_input(event)
+    driver.run()
+    letters = [
+        orjson.loads(m.value or b"") for m in driver.read(driver.settings.topics.dead_letter)
+    ]
+    assert [letter["reason"] for letter in letters] == ["bad_state", "bad_state"]
+    assert all("broken" in letter["detail"] for letter in letters)
+    assert driver.store[key_partition(key, PARTITIONS)][key] == b'[99, {}, "no"]'
+    star = driver.stored("star")
+    assert star is not None and star.state.received is not None
+    assert star.state.received.counts
+    metrics = driver.workers["a"].topology.metrics
+    assert metrics.dead_letter_counts == {"bad_state": 2} and not metrics.invalid_counts

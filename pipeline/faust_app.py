@@ -1,4 +1,4 @@
-"""The worker's agents, timers and rebalance hooks: how Faust feeds `kafka_app.Pipeline`.
+"""The worker's agents, timers and rebalance hooks: how Faust feeds `faust_runner.Pipeline`.
 
 Each agent takes batches from its stream and hands them to the pipeline; timers release what
 waited for quiet partitions; the rebalance hooks reset the topology under the batch lock.

@@ -17,9 +17,10 @@ Inventory: the name, what the pipeline uses it for, where, and its door here.
 
 Faust, `faust.streams`:
 - `_current_event` (ContextVar of a weakref): the event one handler of a batch runs as
-  (kafka_app: `run_batch`, `send_engagements`, progress, forwards) → `as_current`.
-- `current_event()`: read back by `SourcePartitionTransactions.send` and `Pipeline.publish`
-  → `current_event` (re-exported).
+  (faust_runner: `run_batch` around each handler, `send` around each outbox record)
+  → `as_current`.
+- `current_event()`: read back by `SourcePartitionTransactions.send` → `current_event`
+  (re-exported).
 
 Faust, the transport:
 - `TransactionManager.send(topic, key, value, partition, timestamp, headers, *,
@@ -29,18 +30,18 @@ Faust, the transport:
 - `app.transport.Consumer`, `app.transport.TransactionManager` (class hooks replaced before
   the consumer is built; kafka_app `create_app`) → `install_transport`.
 - `app.in_transaction`, `consumer.transactions`, the positional `send(topic, key, value,
-  partition, timestamp, headers)` of both senders (kafka_app `Pipeline.send`) → `send_record`.
-- `Consumer._read_offset` (kafka_app `has_more`, api `scrape.consumer_lag`) → `read_offset`.
+  partition, timestamp, headers)` of both senders (faust_runner `Pipeline.send`) → `send_record`.
+- `Consumer._read_offset` (faust_runner `has_more`, api `scrape.consumer_lag`) → `read_offset`.
 - `Consumer._committed_offset` (api `scrape.consumer_lag`) → `committed_offset`;
   `pipeline.consumer` reads it through `self`.
-- `app.consumer_generation_id`, `Message.generation_id` (kafka_app `Pipeline.current`)
+- `app.consumer_generation_id`, `Message.generation_id` (faust_runner `Pipeline.current`)
   → `consumer_generation`, `generation_of`.
 - `app.rebalancing` (api `read_model`) → `rebalancing`.
 
 Faust, tables:
-- `table.data`, the table's store, written directly (kafka_app `write_users`) → `store_of`.
+- `table.data`, the table's store, written directly (faust_runner `run_batch`) → `store_of`.
 - A copy of `Collection._on_changelog_sent`: `app.tables.persist_offset_on_commit(store, tp,
-  offset)`, `store.set_persisted_offset(tp, offset)` (kafka_app `run_batch`)
+  offset)`, `store.set_persisted_offset(tp, offset)` (faust_runner `run_batch`)
   → `persist_changelog_offset`.
 - `app.tables.recovery`: `.completed`, `.in_recovery`, `.active_remaining_total()` (api
   `read_model.recovered`, `scrape.recovery`) → `recovery_done`, `recovery_progress`.

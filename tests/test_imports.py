@@ -19,7 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("pipeline", "scoring", "benchmarks")
 """The code whose import graph must be acyclic."""
-WORKER_MODULES = ("pipeline.worker", "pipeline.kafka_app")
+WORKER_MODULES = (
+    "pipeline.worker",
+    "pipeline.kafka_app",
+    "pipeline.faust_app",
+    "pipeline.faust_runner",
+)
 """What ``influence worker`` runs; none of it may reach the synthetic streams."""
 SYNTHETIC = "pipeline.synthetic"
 

@@ -1,4 +1,4 @@
-"""What a worker announces of its input partitions (`Pipeline.input_progress`)."""
+"""What a worker announces of its input partitions (`InputFlow.input_progress`)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,22 @@ from typing import Any, cast
 
 from faust.types import TP
 
-from pipeline.aligner import EventTimeAligner
-from pipeline.forward import Forwarding
-from pipeline.kafka_app import Pipeline
 from pipeline.merge import Progress
+from pipeline.ordering import InputFlow
+from pipeline.settings import Settings
+from pipeline.topology import Topology
+from scoring import load_model
 
 RETWEETS, MENTIONS = TP("retweets", 0), TP("mentions", 0)
 HELD = cast(Any, object())
 """A held input (the announcement reads only its event time)."""
 
 
-def pipeline(has_more: bool) -> Pipeline:
+def pipeline(has_more: bool) -> InputFlow:
     """The announcing part of a worker, without Faust: its aligner and release times."""
-    worker = object.__new__(Pipeline)
-    worker.input_index = {"tweets": 0, "retweets": 1, "mentions": 2}
-    worker.aligner = EventTimeAligner(lambda partition, offset: has_more, max_wait_s=1.0)
+    topology = Topology(Settings(partitions=1), load_model(), {}, "users-changelog")
+    worker = InputFlow(topology, lambda partition, offset: has_more)
     worker.aligner.track([RETWEETS, MENTIONS])
-    worker.released_ts = {}
-    worker.forwarding = Forwarding(
-        "forwarded", ("tweets", "retweets", "mentions"), 1, lambda partition, offset: has_more
-    )
     return worker
 
 

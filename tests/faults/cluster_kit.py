@@ -10,6 +10,7 @@ consumer that stops silently is seen (and timed) while the fault happens, not on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,7 +18,9 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -32,6 +35,8 @@ SAMPLE_S = 1.0
 CAUSED_WITHIN_S = 30.0
 """A stall that begins this soon after a fault counts as caused by it (a dead broker is noticed
 after its 9 s session timeout, a dead worker after the group's 6 s one)."""
+HOLD_CHECK_S = 15.0
+"""An input partition stalled this long is looked at: is its next event ahead in event time?"""
 CLIENT_TIMEOUT_S = 10.0
 """An offsets request that takes longer (a node down, a leader moving) is a missed sample."""
 
@@ -137,6 +142,12 @@ class StallWatch:
     the transaction markers after a partition's last message) and its committed offset stays
     where it was. Samples that fail (a node down, the coordinator moving) are skipped: a
     partition that cannot be read counts as stalled until it moves again.
+
+    Not a stall: an input partition whose next event is later in event time than the next
+    event of another input partition with messages to read. The worker holds it on purpose
+    (pipeline/aligner.py: partitions are read in event-time order), for as long as the others
+    take to catch up, which on a slow run is minutes. Such a partition's stall clock restarts
+    (`held` counts how often); one whose next event is the oldest must move.
     """
 
     deployment: Deployment
@@ -144,10 +155,13 @@ class StallWatch:
     stalls: list[Stall] = field(default_factory=list)
     missed: int = 0
     samples: int = 0
+    held: int = 0
     _open: dict[TopicPartition, tuple[float, int]] = field(default_factory=dict)
     _moved: dict[TopicPartition, list[float]] = field(default_factory=dict)
     _done: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _reader: Any = None
+    """A consumer of no group that reads the next event of a stalled input partition."""
 
     def __post_init__(self) -> None:
         topics = self.deployment.topics
@@ -188,8 +202,15 @@ class StallWatch:
         bootstrap = self.deployment.bootstrap
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=10_000
+        )
         await admin.start()
         await consumer.start()
+        await reader.start()
+        self._reader = reader
+        inputs = set(self.deployment.topics.inputs)
+        reader.assign([tp for tp in self.tps if tp.topic in inputs])
         try:
             while not self._done.is_set():
                 try:
@@ -200,13 +221,51 @@ class StallWatch:
                         ),
                         CLIENT_TIMEOUT_S,
                     )
-                    self._sample(time.monotonic(), committed, ends)
+                    now = time.monotonic()
+                    self._sample(now, committed, ends)
+                    await asyncio.wait_for(self._forgive_held(now, committed, ends), 30)
                 except (TimeoutError, KafkaError, OSError):
                     self.missed += 1
                 await asyncio.sleep(SAMPLE_S)
         finally:
+            await reader.stop()
             await consumer.stop()
             await admin.close()
+
+    async def _next_event_time(self, tp: TopicPartition, offset: int) -> float | None:
+        """The event time of the message at `offset` of input partition `tp`."""
+        self._reader.seek(tp, offset)
+        batch = await self._reader.getmany(tp, timeout_ms=3000, max_records=1)
+        for message in batch.get(tp, []):
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                return float(orjson.loads(message.value)["ts"])
+        return None
+
+    async def _forgive_held(self, now: float, committed: dict, ends: dict) -> None:  # type: ignore[type-arg]
+        """Restarts the stall clock of input partitions held for event-time order."""
+        long = [
+            tp
+            for tp, (since, _) in self._open.items()
+            if tp.topic in self.deployment.topics.inputs and now - since >= HOLD_CHECK_S
+        ]
+        if not long:
+            return
+        heads: dict[TopicPartition, float] = {}
+        for tp in self.tps:
+            if tp.topic not in self.deployment.topics.inputs:
+                continue
+            offset = max(0, committed[tp].offset if tp in committed else 0)
+            if ends[tp] - offset > self.slack:
+                ts = await self._next_event_time(tp, offset)
+                if ts is not None:
+                    heads[tp] = ts
+        if not heads:
+            return
+        oldest = min(heads.values())
+        for tp in long:
+            if tp in heads and heads[tp] > oldest:
+                self.held += 1
+                self._open[tp] = (now, self._open[tp][1])
 
     def _sample(self, now: float, committed: dict, ends: dict) -> None:  # type: ignore[type-arg]
         self.samples += 1

@@ -93,7 +93,7 @@ def report(what: str, watch: StallWatch, fault: float, **figures: float) -> None
         f"\n{what}: recovered {watch.recovered_after(fault):.1f}s after the fault; longest "
         f"stall {longest.seconds if longest else 0.0:.1f}s ({longest.tp if longest else '-'}); "
         + ", ".join(f"{k} {v:.1f}s" for k, v in figures.items())
-        + f"; {watch.samples} samples, {watch.missed} missed"
+        + f"; {watch.samples} samples, {watch.missed} missed, {watch.held} held in event order"
     )
 
 

@@ -3,6 +3,10 @@ a stall is a partition with messages to read whose committed offset does not mov
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
+import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
@@ -49,3 +53,34 @@ def test_a_partition_stalled_at_the_end_counts_until_the_watch_stops() -> None:
     longest = watch.longest()
     assert longest is not None and longest.until > 0.0
     assert isinstance(longest.tp, TopicPartition)
+
+
+class FakeReader:
+    """The next event of each input partition, at event time `heads[tp]`."""
+
+    def __init__(self, heads: dict[TopicPartition, float]) -> None:
+        self.heads = heads
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        pass
+
+    async def getmany(self, tp: TopicPartition, timeout_ms: int, max_records: int) -> dict:  # type: ignore[type-arg]
+        value = orjson.dumps({"ts": self.heads[tp]})
+        return {tp: [SimpleNamespace(value=value)]}
+
+
+def test_an_input_partition_held_for_event_time_order_is_no_stall_but_the_oldest_is() -> None:
+    watch = watch_of()
+    inputs = [tp for tp in watch.tps if tp.topic in watch.deployment.topics.inputs]
+    held, oldest = inputs[0], inputs[1]
+    heads = dict.fromkeys(inputs, 500.0)
+    heads[held], heads[oldest] = 900.0, 100.0
+    watch._reader = FakeReader(heads)
+    committed = {tp: OffsetAndMetadata(10, "") for tp in watch.tps}
+    ends = {tp: 50 for tp in watch.tps}
+    watch._sample(0.0, committed, ends)
+    watch._sample(20.0, committed, ends)
+    asyncio.run(watch._forgive_held(20.0, committed, ends))
+    assert watch._open[held][0] == 20.0  # ahead in event time: its clock restarts
+    assert watch._open[oldest][0] == 0.0  # the oldest head: still stalled since 0
+    assert watch.held == len(inputs) - 1

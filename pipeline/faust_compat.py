@@ -27,8 +27,11 @@ Faust, the transport:
   transactional_id)` overridden, with `.app`, `.consumer`, `.producer`,
   `Consumer.key_partition(topic, key, partition)`, `Producer.send(..., transactional_id=)`,
   `app.assignor.group_for_topic` → `SourcePartitionTransactions`.
-- `app.transport.Consumer`, `app.transport.TransactionManager` (class hooks replaced before
-  the consumer is built; kafka_app `create_app`) → `install_transport`.
+- `app.transport.Consumer`, `app.transport.TransactionManager`, `app.transport.Producer`
+  (class hooks replaced before the consumer and producer are built; kafka_app `create_app`)
+  → `install_transport`.
+- `Producer._settings_extra()` overridden (the aiokafka options Faust adds, idempotence only
+  inside transactions) → `IdempotentProducer`.
 - `app.in_transaction`, `consumer.transactions`, the positional `send(topic, key, value,
   partition, timestamp, headers)` of both senders (faust_runner `Pipeline.send`) → `send_record`.
 - `Consumer._read_offset` (faust_runner `has_more`, api `scrape.consumer_lag`) → `read_offset`.
@@ -61,17 +64,19 @@ Nothing here changes what Faust does; each function is the one-line access it re
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Iterator, MutableMapping
+from collections.abc import Awaitable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
 from faust.streams import _current_event, current_event
 from faust.transport.consumer import TransactionManager
+from faust.transport.drivers.aiokafka import Producer
 from faust.types import TP, EventT
 
 from pipeline.consumer import AtLeastOnceConsumer
 
 __all__ = [
+    "IdempotentProducer",
     "SourcePartitionTransactions",
     "as_current",
     "committed_offset",
@@ -143,11 +148,23 @@ class SourcePartitionTransactions(TransactionManager):
         )
 
 
+class IdempotentProducer(Producer):
+    """Faust's producer, idempotent under at-least-once too (acks=all, one sequence per
+    partition): when a broker dies after writing a batch but before acknowledging it, the
+    retry to the new leader is not written twice. Faust turns idempotence on only inside
+    transactions and has no setting for it."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 def install_transport(app: Any) -> None:
     """The app's consumer is `AtLeastOnceConsumer`, its transaction manager
-    `SourcePartitionTransactions` (set before the consumer is first built)."""
+    `SourcePartitionTransactions`, its producer `IdempotentProducer` (set before the consumer
+    and the producer are first built)."""
     app.transport.TransactionManager = SourcePartitionTransactions
     app.transport.Consumer = AtLeastOnceConsumer
+    app.transport.Producer = IdempotentProducer
 
 
 async def send_record(

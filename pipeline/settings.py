@@ -65,7 +65,9 @@ class Settings:
     """Consumer group and state namespace; a shadow model runs under another id."""
     partitions: int = 4
     """Partitions of every co-partitioned topic (inputs, control, repartition, changelog)."""
-    replication: int = 1
+    replication: int = 0
+    """Replicas of every topic the pipeline creates (its own, the changelog, Faust's); 0: min(3,
+    the cluster's brokers), asked of the cluster at start (`pipeline.topics_admin`)."""
     processing_guarantee: str = "at_least_once"
     """at_least_once (counters exact by the per-source offset guard) or exactly_once (Kafka
     transactions; see docs/pipeline.md for the faust-streaming stall seen after a kill -9)."""
@@ -173,6 +175,8 @@ class Settings:
             raise ValueError("processing_guarantee must be exactly_once or at_least_once")
         if self.partitions < 1:
             raise ValueError("partitions must be at least 1")
+        if self.replication < 0:
+            raise ValueError("replication must be 0 (as the cluster allows) or more")
         _check_app_id(self.app_id)
 
     @property

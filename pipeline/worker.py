@@ -124,7 +124,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     log.info("app id %s: tables in %s (locked by this worker)", settings.app_id, app_dir)
     from pipeline.kafka_app import create_app
     from pipeline.reprocess import create_own_topics
+    from pipeline.topics_admin import with_replication
 
+    settings = with_replication(settings)  # Faust's changelog: as many replicas as the topics
     create_own_topics(settings)
     model = load_model(settings.model_path)
     app = create_app(settings, model)

@@ -36,7 +36,7 @@ from intervaltree import IntervalTree
 
 from pipeline import faust_compat
 from pipeline.consumer import AtLeastOnceConsumer
-from pipeline.faust_compat import SourcePartitionTransactions
+from pipeline.faust_compat import IdempotentProducer, SourcePartitionTransactions
 
 REPO = Path(__file__).resolve().parents[1]
 FAUST_CONSUMER = faust.transport.consumer.Consumer
@@ -50,6 +50,7 @@ OVERRIDES: list[tuple[type, str]] = [
     (AtLeastOnceConsumer, "getmany"),
     (AtLeastOnceConsumer, "_new_offset"),
     (SourcePartitionTransactions, "send"),
+    (IdempotentProducer, "_settings_extra"),
 ]
 """(our class, method): methods of Faust's that we replace."""
 
@@ -285,10 +286,36 @@ def test_the_transport_hooks_build_our_consumer_and_transaction_manager(app: fau
         "app.transport.TransactionManager no longer decides consumer.transactions: got "
         f"{type(consumer.transactions)}"
     )
-    assert isinstance(app.producer, faust_aiokafka.Producer)
+    assert isinstance(app.producer, IdempotentProducer), (
+        f"app.transport.Producer no longer decides the producer class: got {type(app.producer)}"
+    )
     for name in ("app", "consumer", "producer"):
         assert hasattr(consumer.transactions, name), f"TransactionManager has no {name!r} any more"
     assert callable(app.assignor.group_for_topic), "app.assignor.group_for_topic is gone"
+
+
+def test_the_producer_faust_builds_is_idempotent_with_acks_all() -> None:
+    """Under at-least-once too (no transaction): Faust's `_new_producer` still merges
+    `_settings_extra`, and our transport hook still decides the producer class."""
+    previous = asyncio.get_event_loop()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        built = faust.App("compat-idempotent", broker="kafka://127.0.0.1:1", autodiscover=False)
+        faust_compat.install_transport(built)
+        assert not built.in_transaction
+
+        async def build() -> Any:
+            producer = built.producer._new_producer()  # type: ignore[attr-defined]
+            await producer.stop()  # never started: only its options are looked at
+            return producer
+
+        made = loop.run_until_complete(build())
+    finally:
+        asyncio.set_event_loop(previous)
+        loop.close()
+    assert made._txn_manager is not None, "the worker's producer is not idempotent"
+    assert made._txn_manager.transactional_id is None
 
 
 @pytest.mark.parametrize(

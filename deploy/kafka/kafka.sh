@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# A real, single-node Apache Kafka (KRaft, combined broker+controller) for development and CI.
+# A real Apache Kafka (KRaft, combined broker+controller) for development and CI: one node by
+# default, a three-node cluster with --brokers 3 (or KAFKA_BROKERS=3; see cluster.sh).
 #
 #   deploy/kafka/kafka.sh start    resolve the jars (first time), format storage (first time),
-#                                  start the broker in the background, wait until it answers
+#                                  start the broker in the background, wait until it answers;
+#                                  the last line printed is the bootstrap servers
 #   deploy/kafka/kafka.sh status   exit 0 if running and answering
 #   deploy/kafka/kafka.sh stop     SIGTERM, then SIGKILL after KAFKA_STOP_TIMEOUT seconds
 #   deploy/kafka/kafka.sh reset    stop and delete the run dir (data, logs, config)
 #   deploy/kafka/kafka.sh logs     print the tail of the broker log
+#   deploy/kafka/kafka.sh pid N    print node N's JVM pid (N is 1 on a single node)
+#   deploy/kafka/kafka.sh start-node N   start node N alone (after a kill), wait until it answers
 #
 # Environment (all optional):
+#   KAFKA_BROKERS=1               nodes; 3 (or --brokers 3) is the cluster of cluster.sh, which
+#                                 has its own ports and run dir and never touches the single node
 #   KAFKA_PORT=9092               client listener, 127.0.0.1 only
 #   KAFKA_CONTROLLER_PORT=9093    KRaft controller listener, 127.0.0.1 only
 #   KAFKA_CACHE_DIR=deploy/kafka/cache   jars go to $KAFKA_CACHE_DIR/libs
@@ -41,6 +47,13 @@ CONFIG="$KAFKA_RUN_DIR/server.properties"
 PID_FILE="$KAFKA_RUN_DIR/kafka.pid"
 SERVER_LOG="$LOG_DIR/server.log"
 CONSOLE_LOG="$LOG_DIR/console.out"
+# What the generated config says about the quorum and replication; cluster.sh sets them per node.
+NODE_ID=1
+VOTERS="1@127.0.0.1:$KAFKA_CONTROLLER_PORT"
+REPLICATION=1
+MIN_ISR=1
+CLUSTER_ID=""      # empty: a random one when the storage is formatted
+READY_BROKERS=1    # brokers a node's metadata must list before it counts as ready
 
 if [[ -n "${JAVA:-}" ]]; then
     :
@@ -109,10 +122,10 @@ running_pid() {
 # ---------------------------------------------------------------------------- protocol
 
 # Sends a Kafka Metadata v4 request (no topics) to 127.0.0.1:$1 over bash's /dev/tcp and
-# succeeds if the answer lists at least one broker. A KRaft broker only lists itself once it
-# has caught up with the metadata log and been unfenced, i.e. once it can serve clients.
+# succeeds if the answer lists at least ${2:-1} brokers. A KRaft broker only lists itself once
+# it has caught up with the metadata log and been unfenced, i.e. once it can serve clients.
 broker_answers() {
-    local port="$1" hex
+    local port="$1" want="${2:-1}" hex
     # shellcheck disable=SC2016  # $1 is expanded by the inner bash
     hex="$(timeout 5 bash -c '
         exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
@@ -123,7 +136,7 @@ broker_answers() {
         head -c 16 <&3 | od -An -tx1 | tr -d " \n"
     ' _ "$port" 2>/dev/null)" || return 1
     [[ ${#hex} -eq 32 && "${hex:8:8}" == "0000002a" ]] || return 1
-    (( 16#${hex:24:8} >= 1 ))
+    (( 16#${hex:24:8} >= want ))
 }
 
 # Succeeds if anything accepts TCP connections on 127.0.0.1:$1.
@@ -181,20 +194,29 @@ write_config() {
     sed -e "s|@PORT@|$KAFKA_PORT|g" \
         -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
         -e "s|@DATA_DIR@|$DATA_DIR|g" \
+        -e "s|@NODE_ID@|$NODE_ID|g" \
+        -e "s|@VOTERS@|$VOTERS|g" \
+        -e "s|@REPLICATION@|$REPLICATION|g" \
+        -e "s|@MIN_ISR@|$MIN_ISR|g" \
         "$SCRIPT_DIR/server.properties.template" >"$CONFIG.tmp"
     mv "$CONFIG.tmp" "$CONFIG"
 }
 
-# Formats the KRaft storage with a random cluster id, unless it is formatted already.
-format_storage() {
-    local cluster_id
-    [[ -f "$DATA_DIR/meta.properties" ]] && return 0
-    # A random 16-byte UUID in Kafka's URL-safe base64 form (22 characters). Kafka never hands
-    # out ids that start with '-' (they look like options on a command line): neither do we.
-    cluster_id="-"
+# A random 16-byte UUID in Kafka's URL-safe base64 form (22 characters). Kafka never hands
+# out ids that start with '-' (they look like options on a command line): neither do we.
+new_cluster_id() {
+    local cluster_id="-"
     while [[ "$cluster_id" == -* ]]; do
         cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
     done
+    printf '%s\n' "$cluster_id"
+}
+
+# Formats the KRaft storage with $CLUSTER_ID (a random one if empty), unless it is formatted.
+format_storage() {
+    local cluster_id="$CLUSTER_ID"
+    [[ -f "$DATA_DIR/meta.properties" ]] && return 0
+    [[ -n "$cluster_id" ]] || cluster_id="$(new_cluster_id)"
     log "formatting KRaft storage in $DATA_DIR (cluster id $cluster_id)"
     if ! "$JAVA" -Xmx256m -cp "$LIBS_DIR/*" \
             -Dlog4j2.configurationFile="$SCRIPT_DIR/log4j2.xml" -Dkafka.logs.dir="$LOG_DIR" \
@@ -219,7 +241,7 @@ wait_until_ready() {
             log_tail
             return 1
         fi
-        if broker_answers "$KAFKA_PORT"; then
+        if broker_answers "$KAFKA_PORT" "$READY_BROKERS"; then
             return 0
         fi
         if ((SECONDS >= deadline)); then
@@ -260,7 +282,16 @@ cmd_start() {
     resolve_libs
     write_config
     format_storage
+    launch
+    pid="$(cat "$PID_FILE")"
 
+    wait_until_ready "$pid" "$started"
+    log "ready on 127.0.0.1:$KAFKA_PORT (pid $pid) after $(elapsed "$started_ms")"
+}
+
+# Starts the JVM of the configured node in the background; its pid goes to $PID_FILE.
+launch() {
+    local pid
     SERVER_LOG_FROM="$(file_size "$SERVER_LOG")"
     CONSOLE_LOG_FROM="$(file_size "$CONSOLE_LOG")"
     printf '===== start %s =====\n' "$(date -u +%FT%TZ)" >>"$CONSOLE_LOG"
@@ -274,9 +305,6 @@ cmd_start() {
     pid=$!
     printf '%s\n' "$pid" >"$PID_FILE"
     log "starting Apache Kafka $(kafka_version) (pid $pid), logs in $LOG_DIR"
-
-    wait_until_ready "$pid" "$started"
-    log "ready on 127.0.0.1:$KAFKA_PORT (pid $pid) after $(elapsed "$started_ms")"
 }
 
 # SIGTERM, wait up to KAFKA_STOP_TIMEOUT seconds, then SIGKILL.
@@ -341,20 +369,48 @@ with_lock() {
 }
 
 usage() {
-    echo "usage: $0 {start|stop|status|reset|logs}" >&2
+    echo "usage: $0 [--brokers 1|3] {start|stop|status|reset|logs|pid N|start-node N}" >&2
     exit 2
 }
 
-main() {
-    [[ $# -eq 1 ]] || usage
+# The single node: `pid 1` and `start-node 1` are its pid and `start`.
+single() {
     case "$1" in
-        start) with_lock cmd_start ;;
+        start) with_lock cmd_start && printf '127.0.0.1:%s\n' "$KAFKA_PORT" ;;
         stop) with_lock cmd_stop ;;
         status) cmd_status ;;
         reset) with_lock cmd_reset ;;
         logs) log_tail 100 2>&1 ;;
+        pid) [[ "$2" == 1 ]] || usage; running_pid || { log "not running"; return 3; } ;;
+        start-node) [[ "$2" == 1 ]] || usage; single start ;;
         *) usage ;;
     esac
+}
+
+main() {
+    local brokers="${KAFKA_BROKERS:-1}" args=()
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --brokers) [[ $# -ge 2 ]] || usage; brokers="$2"; shift 2 ;;
+            --brokers=*) brokers="${1#*=}"; shift ;;
+            *) args+=("$1"); shift ;;
+        esac
+    done
+    case "${#args[@]}:${args[0]:-}" in
+        1:start | 1:stop | 1:status | 1:reset | 1:logs | 2:pid | 2:start-node) ;;
+        *) usage ;;
+    esac
+    [[ "${args[1]:-1}" =~ ^[1-9][0-9]*$ ]] || usage
+    if [[ "$brokers" == 1 ]]; then
+        single "${args[@]}" ""
+    elif [[ "$brokers" =~ ^[2-9]$ ]]; then
+        # shellcheck source=deploy/kafka/cluster.sh
+        source "$SCRIPT_DIR/cluster.sh"
+        cluster "$brokers" "${args[@]}" ""
+    else
+        err "--brokers must be 1 to 9, not $brokers"
+        exit 2
+    fi
 }
 
 main "$@"

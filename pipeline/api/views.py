@@ -26,6 +26,7 @@ from pipeline.api.replies import (
     check_user_id,
     error,
     explain_body,
+    history_body,
     readiness,
     routing_error,
     user_body,
@@ -221,6 +222,11 @@ def register(app: Any, pipeline: Any, metrics: PipelineMetrics, token: str | Non
     class Explain(View):
         async def get(self, request: Any, user: str) -> Any:
             return await guarded(self, lambda: user_view(self, request, user, explain_body))
+
+    @app.page("/users/{user}/history")
+    class History(View):
+        async def get(self, request: Any, user: str) -> Any:
+            return await guarded(self, lambda: user_view(self, request, user, history_body))
 
     @app.page("/top")
     class Top(View):

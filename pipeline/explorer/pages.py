@@ -139,10 +139,12 @@ def _changes(history: Mapping[str, Any]) -> str:
     )
     if not rows:
         return ""
+    count = len(history.get("changes") or [])
     return (
-        '<table class="changes"><caption>Latest score changes, newest first</caption><thead>'
+        f"<details><summary>Latest score changes ({count}), with their causes</summary>"
+        '<table class="changes"><caption>Newest first</caption><thead>'
         '<tr><th scope="col">When</th><th scope="col">Cause</th><th scope="col">From</th>'
-        f'<th scope="col">To</th></tr></thead><tbody>{rows}</tbody></table>'
+        f'<th scope="col">To</th></tr></thead><tbody>{rows}</tbody></table></details>'
     )
 
 

@@ -1,8 +1,9 @@
 """`influence replay … --serve [HOST:]PORT`: after the replay, serve what it left in memory.
 
 The query API (`/users/{id}`, `/explain`, `/history`, `/top`), the explorer (`/ui/`) and
-`/metrics`, from the standard library's HTTP server on one thread (the replayed state no
-longer changes, so there is nothing to lock), until interrupted. Answers are the workers'
+`/metrics`, from the standard library's HTTP server, until interrupted. A thread a
+connection (a browser holds idle connections open, which would stall a single thread), and
+one request at a time reads the engine (`ReplayApi.lock`). Answers are the workers'
 own (`pipeline.api.replies` and `pipeline.api.top` build them), read at the replay's end:
 the same bodies as a worker's, at the time the replay stopped.
 """
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -53,6 +55,9 @@ class ReplayApi:
         self.now = now
         self.metrics = metrics
         self._rankings: dict[tuple[int, str | None], Reply] = {}
+        self.lock = threading.Lock()
+        """Held while a request reads the engine: the compiled one is not shared between
+        threads, and rankings are cached."""
 
     def answer(self, path: str, query: Mapping[str, str]) -> Reply:
         """The reply of `GET path?query` (path percent-decoded)."""
@@ -102,13 +107,16 @@ def make_handler(api: ReplayApi) -> type[BaseHTTPRequestHandler]:
             query = dict(parse_qsl(parts.query))
             try:
                 if path == "/metrics":
-                    body, content_type = api.metrics.exposition(self.headers.get("Accept"))
+                    with api.lock:
+                        body, content_type = api.metrics.exposition(self.headers.get("Accept"))
                     self._send(200, body, content_type, {})
                 elif path == PREFIX or path.startswith(PREFIX + "/"):
-                    page: Page = asyncio.run(explorer_page(path, query, api.fetch))
+                    with api.lock:
+                        page: Page = asyncio.run(explorer_page(path, query, api.fetch))
                     self._send(page.status, page.body, page.content_type, page.headers)
                 else:
-                    reply = api.answer(path, query)
+                    with api.lock:
+                        reply = api.answer(path, query)
                     self._send(reply.status, reply.encode(), JSON, reply.headers or {})
             except Exception:  # a bug, never bad input: log it, answer JSON
                 log.exception("replay server failure")
@@ -143,7 +151,8 @@ def serve_replay(
     if metrics is None:
         metrics = PipelineMetrics(engine.model.model_version)
         watch_engine(metrics, engine)
-    server = HTTPServer(address, make_handler(ReplayApi(engine, now, metrics)))
+    server = ThreadingHTTPServer(address, make_handler(ReplayApi(engine, now, metrics)))
+    server.daemon_threads = True  # an idle browser connection does not hold up the exit
     host, port = server.server_address[:2]
     print(f"serving the replayed state on http://{host!s}:{port}{PREFIX}/", file=sys.stderr)
     sys.stderr.flush()

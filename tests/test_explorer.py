@@ -165,3 +165,21 @@ def test_a_user_without_history_says_so() -> None:
     empty = {"daily": {"start": None, "scores": []}, "changes": []}
     html = user_page(UserView(user_answer("a"), explain_answer("a"), empty))
     assert "No score change published yet" in html
+
+
+@pytest.mark.parametrize(
+    "text, address",
+    [("8000", ("127.0.0.1", 8000)), ("0.0.0.0:80", ("0.0.0.0", 80)), ("[::1]:9", ("::1", 9))],
+)
+def test_serve_addresses(text: str, address: tuple[str, int]) -> None:
+    from pipeline.explorer.serve import parse_address
+
+    assert parse_address(text) == address
+
+
+@pytest.mark.parametrize("text", ["", "host:", "host:port", "70000"])
+def test_bad_serve_addresses(text: str) -> None:
+    from pipeline.explorer.serve import parse_address
+
+    with pytest.raises(ValueError):
+        parse_address(text)

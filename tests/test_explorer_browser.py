@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,3 +177,17 @@ def test_compare_two_users_and_a_missing_one(driver: Any, served: str, shots: Pa
     driver.save_screenshot(str(shots / "explorer-compare.png"))
     driver.get(f"{served}/ui/users/nobody-at-all")
     assert driver.find_element(By.TAG_NAME, "h1").text == "No such user"
+
+
+def test_the_replay_serves_the_api_and_metrics_beside_the_explorer(served: str) -> None:
+    user = api(served, "/top?n=1")["users"][0]["user"]
+    history = api(served, f"/users/{user}/history")
+    assert history["user"] == user and history["changes"] and history["daily"]["scores"]
+    assert api(served, f"/users/{user}/explain")["user"] == user
+    with urllib.request.urlopen(served + "/metrics", timeout=PAGE_TIMEOUT_S) as response:
+        assert b"influence_events_consumed_total" in response.read()
+    try:
+        urllib.request.urlopen(served + "/users/nobody", timeout=PAGE_TIMEOUT_S)
+        raise AssertionError("a missing user is a 404")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404 and orjson.loads(exc.read())["error"] == "unknown_user"

@@ -120,9 +120,9 @@ def test_a_layout_3_row_reads_with_no_history(model: Model) -> None:
 
 @pytest.fixture(scope="module")
 def demo(model: Model) -> Engine:
-    """The README demo's stream, smaller: two weeks of a ring and a party."""
+    """The README demo's scenarios over more than the 90 days a history keeps."""
     engine = Engine(model)
-    config = GeneratorConfig(users=600, days=45, seed=1, scenarios=("ring", "party"))
+    config = GeneratorConfig(users=150, days=100, seed=1, scenarios=("ring", "party"))
     for raw in generate(config):
         event = parse_event(raw)
         assert isinstance(event, Event)
@@ -143,7 +143,8 @@ def history_bytes(engine: Engine) -> list[int]:
 
 
 def test_history_costs_under_400_bytes_a_scored_user(demo: Engine) -> None:
-    """A measurement, not a timing: the mean and the worst user of a 45-day stream."""
+    """A measurement, not a timing: the mean and the worst user of a 100-day stream (228 and
+    273 bytes when written; the README demo's 2,000 users over 30 days: 123 and 197)."""
     sizes = history_bytes(demo)
     mean = sum(sizes) / len(sizes)
     print(f"history bytes per scored user: mean {mean:.0f}, max {max(sizes)}, n {len(sizes)}")

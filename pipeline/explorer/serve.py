@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -140,6 +141,12 @@ def make_handler(api: ReplayApi) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Ipv6Server(ThreadingHTTPServer):
+    """For a host such as ``[::1]``: the standard server binds IPv4 only."""
+
+    address_family = socket.AF_INET6
+
+
 def serve_replay(
     engine: AnyEngine, now: int, address: tuple[str, int], metrics: PipelineMetrics | None
 ) -> None:
@@ -151,10 +158,12 @@ def serve_replay(
     if metrics is None:
         metrics = PipelineMetrics(engine.model.model_version)
         watch_engine(metrics, engine)
-    server = ThreadingHTTPServer(address, make_handler(ReplayApi(engine, now, metrics)))
+    server_class = _Ipv6Server if ":" in address[0] else ThreadingHTTPServer
+    server = server_class(address, make_handler(ReplayApi(engine, now, metrics)))
     server.daemon_threads = True  # an idle browser connection does not hold up the exit
-    host, port = server.server_address[:2]
-    print(f"serving the replayed state on http://{host!s}:{port}{PREFIX}/", file=sys.stderr)
+    host, port = str(server.server_address[0]), server.server_address[1]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"serving the replayed state on http://{shown}:{port}{PREFIX}/", file=sys.stderr)
     sys.stderr.flush()
     try:
         server.serve_forever()

@@ -31,6 +31,15 @@ def _time_ms(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _address(text: str) -> tuple[str, int]:
+    from pipeline.explorer.serve import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from pipeline.replay import open_output, replay
 
@@ -58,6 +67,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         from pipeline.replay import top_table
 
         print(top_table(engine, args.as_of or engine.now, args.top))
+    if args.serve is not None:
+        from pipeline.explorer.serve import serve_replay
+
+        sys.stdout.flush()
+        serve_replay(engine, args.as_of or engine.now or 0, args.serve, metrics)
     return 0
 
 
@@ -242,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT/metrics during the run",
+    )
+    replay.add_argument(
+        "--serve",
+        type=_address,
+        metavar="[HOST:]PORT",
+        help="after the replay, serve the query API, the explorer (/ui/) and /metrics on "
+        "HOST:PORT (host 127.0.0.1 unless given) until interrupted",
     )
     replay.add_argument(
         "--core",

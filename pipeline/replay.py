@@ -22,6 +22,7 @@ from pipeline.native_engine import AnyEngine, Core, NativeEngine, make_engine
 from pipeline.sources import decode_line, numbered_batches, numbered_lines, source_name
 from scoring import Event, Model, UserState, read_mass, score_of
 from scoring.events import ENGAGEMENT_KINDS, SOURCE_FOR_KIND, SOURCES
+from scoring.history import history_body, history_from_row
 from scoring.score import reasons, topic_scores
 from scoring.windows import WINDOW_NAMES, read_windows
 
@@ -70,9 +71,11 @@ def snapshot_record(user: str, state: UserState, now: int, model: Model) -> dict
     )
     topics = [(t.topic, t.score) for t in topic_scores(state, mass, model)]
     score = score_of(mass, model)
-    return _snapshot_fields(
+    fields = _snapshot_fields(
         user, score, mass.z, mass.effective, counts, windows, topics, model.model_version
     )
+    fields["history"] = history_body(state.history, state.landmark)
+    return fields
 
 
 def _snapshot_fields(
@@ -108,12 +111,14 @@ def snapshot_lines(engine: AnyEngine, now: int) -> Iterator[bytes]:
             yield snapshot_line(user, state, now, model)
         return
     version = model.model_version
-    for user, score, mass, effective, counts, windows, topics in engine.snapshots(now):
+    for row in engine.snapshots(now):
+        user, score, mass, effective, counts, windows, topics, landmark, history = row
         by_window = {
             name: dict(zip(ENGAGEMENT_KINDS, sums, strict=True))
             for name, sums in zip(WINDOW_NAMES, windows, strict=True)
         }
         fields = _snapshot_fields(user, score, mass, effective, counts, by_window, topics, version)
+        fields["history"] = history_body(history_from_row(history), landmark)
         yield orjson.dumps(fields)
 
 

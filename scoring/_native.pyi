@@ -35,7 +35,17 @@ class NativeEngine:
     def snapshots(
         self, now: int
     ) -> list[
-        tuple[str, float, float, float, list[int], list[list[int]], list[tuple[str, float]]]
+        tuple[
+            str,
+            float,
+            float,
+            float,
+            list[int],
+            list[list[int]],
+            list[tuple[str, float]],
+            int,
+            tuple[int, str, int | None, str] | None,
+        ]
     ]: ...
     def scores(self, now: int) -> list[tuple[float, str]]: ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from scoring.history import record_change
 from scoring.mass import Mass, audience_term, read_mass
 from scoring.model import Model
 from scoring.scale import to_scale
@@ -130,6 +131,7 @@ def detect_change(
     if previous is not None and abs(score - previous) < model.change_threshold:
         return None
     state.published = score
+    state.history = record_change(state.history, state.landmark, now, score, previous, cause)
     why = tuple(reasons(state, mass, model, score))
     topics = tuple(topic_scores(state, mass, model)) if state.topics else ()
     return ScoreChange(user, score, previous, now, cause, why, topics)

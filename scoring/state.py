@@ -9,7 +9,8 @@ landmark (the start of the first day the user was seen), read later by multiplyi
 ``exp(-rate * (now - landmark))``: exact, O(1) and independent of processing order.
 
 Serialisation is a positional JSON array (orjson): small, fast, and versioned by its first
-element so a changed layout is detected rather than misread.
+element so a changed layout is detected rather than misread. Layout 4 added the score history
+(`scoring.history`) at the end; a layout-3 row still reads, with no history.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ import orjson
 
 from scoring.clock import NO_DAY, GraceClock
 from scoring.errors import StateError
+from scoring.history import ScoreHistory, history_from_row, history_to_row
 from scoring.shares import ShareCache
 from scoring.topics import TopicStats
 from scoring.windows import new_windows
 
-STATE_LAYOUT = 3
+STATE_LAYOUT = 4
+READABLE_LAYOUTS = (3, STATE_LAYOUT)
+"""Layouts `state_from_row` reads: 3 is 4 without the score history."""
 
 
 @dataclass(slots=True)
@@ -127,6 +131,8 @@ class UserState:
     """The last score announced in a score-change event."""
     last_ts: int = 0
     """Latest event time that touched this user."""
+    history: ScoreHistory | None = None
+    """Daily closes and the latest published changes (`scoring.history`); None before any."""
 
 
 STORED_DIGITS = 7
@@ -195,13 +201,14 @@ def state_to_row(state: UserState) -> list[Any]:
         {tag: _topic_row(t) for tag, t in state.topics.items()},
         state.published,
         state.last_ts,
+        history_to_row(state.history),
     ]
     return row
 
 
 def state_from_row(row: Any) -> UserState:
     """Inverse of `state_to_row`; raises StateError on a layout it does not know."""
-    if not isinstance(row, list) or not row or row[0] != STATE_LAYOUT:
+    if not isinstance(row, list) or not row or row[0] not in READABLE_LAYOUTS:
         raise StateError(f"unknown state layout: {str(row)[:60]}")
     try:
         _, landmark, clock_row, followers, followers_ts, acting_row, received_row = row[:7]
@@ -213,6 +220,7 @@ def state_from_row(row: Any) -> UserState:
             followers_ts=followers_ts,
             published=published,
             last_ts=last_ts,
+            history=history_from_row(row[10]) if row[0] == STATE_LAYOUT else None,
         )
         if acting_row is not None:
             state.acting = ActingState(*acting_row)

@@ -15,6 +15,11 @@ PURE = (
     "pipeline/produce/loop.py",
     "pipeline/engine.py",
     "pipeline/replay.py",
+    "pipeline/explorer/markup.py",
+    "pipeline/explorer/charts.py",
+    "pipeline/explorer/pages.py",
+    "pipeline/explorer/routes.py",
+    "pipeline/explorer/serve.py",
 )
 """Pipeline modules whose job is plain code over data: they import (directly) no Kafka client,
 web server or Faust."""

@@ -15,7 +15,14 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from pipeline.api.replies import check_token, error, explain_body, readiness, user_body
+from pipeline.api.replies import (
+    check_token,
+    error,
+    explain_body,
+    history_body,
+    readiness,
+    user_body,
+)
 from pipeline.api.top import TopQuery, parse_top_query, rank_users, top_body
 from pipeline.engine import Engine
 from pipeline.synthetic import GeneratorConfig, generate
@@ -170,6 +177,9 @@ def test_api_answers_built_from_real_states_match_their_schemas(
     users = sorted(engine.states.items())
     assert_valid("api/user.json", [user_body(u, s, now, model) for u, s in users[:50]])
     assert_valid("api/explanation.json", [explain_body(u, s, now, model) for u, s in users[:50]])
+    histories = [history_body(u, s, now, model) for u, s in users]
+    assert any(h["changes"] for h in histories) and any(not h["changes"] for h in histories)
+    assert_valid("api/history.json", histories)
     local = [(u, s, now) for u, s in users]
     overall = rank_users(local, 20, None, model)
     topics = {t["topic"] for u, s in users for t in user_body(u, s, now, model)["topics"]}  # type: ignore[attr-defined]
@@ -228,6 +238,7 @@ def test_the_openapi_document_is_valid_and_carries_the_api_schemas() -> None:
     for name, component in {
         "user.json": "User",
         "explanation.json": "Explanation",
+        "history.json": "History",
         "top.json": "Top",
         "error.json": "Error",
         "health.json": "Health",

@@ -10,6 +10,7 @@ use rustc_hash::FxBuildHasher;
 
 use crate::acting::{apply_action, Outcome};
 use crate::event::Event;
+use crate::history::ScoreHistory;
 use crate::mass::read_mass;
 use crate::model::{floor_div, Model, DAY_MS};
 use crate::receiving::{apply_engagement, Origin};
@@ -86,6 +87,8 @@ pub struct Snapshot {
     pub windows: [[i64; 4]; 3],
     pub topics: Vec<(String, f64)>,
     pub received: bool,
+    pub landmark: i64,
+    pub history: Option<ScoreHistory>,
 }
 
 pub struct Engine {
@@ -183,6 +186,11 @@ impl Engine {
             windows,
             topics: topic_scores(state, &mass, &self.model),
             received: state.received.is_some(),
+            landmark: state.landmark,
+            history: state
+                .received
+                .as_deref()
+                .and_then(|r| r.score_history.as_deref().cloned()),
         })
     }
 

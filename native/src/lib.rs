@@ -11,6 +11,7 @@ pub mod acting;
 pub mod clock;
 pub mod engine;
 pub mod event;
+pub mod history;
 pub mod json_out;
 pub mod mass;
 pub mod model;

@@ -5,6 +5,7 @@
 //! the specification; tests/test_native.py holds both to the same bytes.
 
 use crate::engine::{CauseId, Emitted, Snapshot};
+use crate::history::history_json;
 use crate::json_out::{array, float, integer, string, Object};
 
 pub const SCORE_EVENT_TYPE: &str = "influence.score.changed.v1";
@@ -44,6 +45,7 @@ pub fn snapshot_line(out: &mut Vec<u8>, user: &str, s: &Snapshot, model_version:
     windows.close();
     topics(o.field("topics"), &s.topics);
     string(o.field("model_version"), model_version);
+    history_json(o.field("history"), s.history.as_ref(), s.landmark);
     o.close();
     out.push(b'\n');
 }
@@ -101,6 +103,8 @@ mod tests {
             windows: [[0, 0, 1, 0], [1, 0, 2, 0], [1, 0, 12, 3]],
             topics: vec![("higgs".to_string(), 55.5)],
             received: true,
+            landmark: 0,
+            history: None,
         };
         let mut out = Vec::new();
         snapshot_line(&mut out, "u\"1", &snapshot, "1.0.0+abc");
@@ -112,7 +116,8 @@ mod tests {
                 r#""windows":{"1h":{"retweet":0,"quote":0,"reply":1,"mention":0},"#,
                 r#""24h":{"retweet":1,"quote":0,"reply":2,"mention":0},"#,
                 r#""7d":{"retweet":1,"quote":0,"reply":12,"mention":3}},"#,
-                r#""topics":[{"topic":"higgs","score":55.5}],"model_version":"1.0.0+abc"}"#,
+                r#""topics":[{"topic":"higgs","score":55.5}],"model_version":"1.0.0+abc","#,
+                r#""history":{"daily":{"start":null,"scores":[]},"changes":[]}}"#,
                 "\n"
             )
         );

@@ -1,6 +1,7 @@
 //! From mass to what users see (scoring/score.py, scoring/scale.py): the 1-100 score, its
 //! reasons, topic scores and change events.
 
+use crate::history::record_change;
 use crate::mass::{audience_term, read_mass, Mass};
 use crate::model::{round2, Model};
 use crate::state::{Id, UserState};
@@ -174,6 +175,19 @@ pub fn detect_change(
         }
     }
     state.published = Some(score);
+    let landmark = state.landmark;
+    // a score is published only for a user who received engagement: that part holds the
+    // history (scoring.score.detect_change records it on the state)
+    if let Some(received) = state.received.as_deref_mut() {
+        record_change(
+            &mut received.score_history,
+            landmark,
+            now,
+            score,
+            previous,
+            cause,
+        );
+    }
     let reasons = reasons(state, &mass, model, score);
     let topics = if state.topics.is_empty() {
         Vec::new()

@@ -4,11 +4,13 @@
 //! and the stored rows depend on it.
 
 use crate::clock::GraceClock;
+use crate::history::ScoreHistory;
 use crate::mass::ShareCache;
 use crate::model::NO_DAY;
 use crate::sketch::Bloom;
 
-pub const STATE_LAYOUT: i64 = 3;
+/// 4: 3 with the score history at the end (history.rs).
+pub const STATE_LAYOUT: i64 = 4;
 pub const ACTION_COUNTERS: usize = 5;
 pub const DAY: usize = 0;
 pub const DAY_COUNT: usize = 1;
@@ -99,6 +101,10 @@ pub struct ReceivedState {
     pub windows: [Vec<WindowBucket>; 3],
     pub evicted: Bloom,
     pub shares: Option<Box<ShareCache>>,
+    /// The user's score history (history.rs; `UserState.history` in Python). Here, not in
+    /// `UserState`, which stays at 160 bytes: only a user who received engagement has a score
+    /// to publish, so only a user with this part has a history.
+    pub score_history: Option<Box<ScoreHistory>>,
 }
 
 impl ReceivedState {
@@ -121,6 +127,7 @@ impl ReceivedState {
             windows: [Vec::new(), Vec::new(), Vec::new()],
             evicted: Bloom::default(),
             shares: None,
+            score_history: None,
         }
     }
 }

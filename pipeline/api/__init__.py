@@ -1,7 +1,8 @@
 """The query API and health endpoints of a worker (issue 4).
 
-- `GET /users/{id}`, `/users/{id}/explain`: answered by the worker that owns the user's
-  partition; any other worker forwards the request there.
+- `GET /users/{id}`, `/users/{id}/explain`, `/users/{id}/history`: answered by the worker
+  that owns the user's partition; any other worker forwards the request there.
+- `GET /ui/…`: the score explorer (`pipeline.explorer`), built from these answers.
 - `GET /top?n=&topic=&at=`: one ranking across every worker at one event time, by default the
   latest event time any worker has seen.
 - `GET /livez`, `/readyz` (ready once table recovery has finished), `/metrics`: never

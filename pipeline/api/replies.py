@@ -1,8 +1,9 @@
 """The query API's answers as plain data: a `Reply` (status, JSON body, headers) built by pure
 functions, so every status and body is tested without a web server or a broker.
 
-Here: the error shape, the bearer-token check, user-id checks, the bodies of `GET /users/{id}`
-and `/users/{id}/explain`, readiness, and what the router's own 404/405 say. Rankings
+Here: the error shape, the bearer-token check, user-id checks, the bodies of `GET /users/{id}`,
+`/users/{id}/explain` and `/users/{id}/history`, readiness, and what the router's own 404/405
+say. Rankings
 (`GET /top`) are in `pipeline.api.top`; the Faust views that send these are in
 `pipeline.api.views`.
 """
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 import orjson
 
 from pipeline.replay import snapshot_record
-from scoring import Model, UserState, explain, read_mass
+from scoring import Model, UserState, explain, read_mass, score_of
 from scoring.events import MAX_ID_LENGTH
+from scoring.history import history_body as history_fields
 from scoring.score import reasons
 
 JSON = "application/json"
@@ -65,6 +67,7 @@ def check_user_id(user: str) -> Reply | None:
 def user_body(user: str, state: UserState, now: int, model: Model) -> dict[str, object]:
     """Score, its components (reasons), counts, windows and published topics at event time."""
     body = snapshot_record(user, state, now, model)
+    del body["history"]  # GET /users/{id}/history has it
     mass = read_mass(state, now, model)
     body["reasons"] = [{"code": r.code, "points": r.points} for r in reasons(state, mass, model)]
     body["as_of"] = now
@@ -75,6 +78,18 @@ def explain_body(user: str, state: UserState, now: int, model: Model) -> dict[st
     """The full explanation (scoring.explain) with who, which model and at what event time."""
     body = explain(state, now, model).as_dict()
     body["user"] = user
+    body["model_version"] = model.model_version
+    body["as_of"] = now
+    return body
+
+
+def history_body(user: str, state: UserState, now: int, model: Model) -> dict[str, object]:
+    """Daily closing scores and the latest changes (scoring.history), with the score now."""
+    body: dict[str, object] = {
+        "user": user,
+        "score": score_of(read_mass(state, now, model), model),
+    }
+    body.update(history_fields(state.history, state.landmark))
     body["model_version"] = model.model_version
     body["as_of"] = now
     return body

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -26,6 +26,7 @@ from pipeline.api.replies import (
     check_user_id,
     error,
     explain_body,
+    history_body,
     readiness,
     routing_error,
     user_body,
@@ -40,6 +41,7 @@ from pipeline.api.top import (
     parse_top_query,
     top_answer,
 )
+from pipeline.explorer import Page, explorer_page
 from pipeline.leaders import TopEntry
 from pipeline.metrics import PipelineMetrics
 from scoring import Model
@@ -50,6 +52,15 @@ ROUTED_HEADER = "X-Influence-Routed"
 """Set on requests one worker forwards to another: the receiver answers, never forwards again
 (two workers that disagree about ownership during a rebalance cannot bounce a request)."""
 FORWARD_TIMEOUT_S = 10.0
+EXPLORER_ROUTES = (
+    "/ui",
+    "/ui/",
+    "/ui/users",
+    "/ui/users/{user}",
+    "/ui/compare",
+    "/ui/static/{name}",
+)
+"""The score explorer's pages (`pipeline.explorer`), served by every worker."""
 INDEX_CHECK_INTERVAL_S = 1.0
 """How often a worker checks that its leader boards are built (after an assignment, once its
 tables are recovered, even before any event arrives)."""
@@ -196,6 +207,41 @@ def register(app: Any, pipeline: Any, metrics: PipelineMetrics, token: str | Non
             log.exception("query API failure")
             return respond(view, error(500, "internal", "see the worker's log"))
 
+    async def explorer(view: Any, request: Any) -> Any:
+        """An explorer page, built from this worker's own API: a user another worker owns is
+        forwarded there as any API request is, with the caller's token."""
+        own = URL(str(app.conf.canonical_url))
+        headers = {}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+
+        async def fetch(path: str, query: Mapping[str, str]) -> tuple[int, Any]:
+            target = own.with_path(path, encoded=True).with_query(dict(query))
+            try:
+                async with app.http_client.get(
+                    target, headers=headers, timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+                ) as response:
+                    raw = await response.read()
+                    try:
+                        return response.status, orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        return response.status, None
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return 502, {"detail": f"{own}: {exc}"}
+
+        page: Page = await explorer_page(request.path, dict(request.query), fetch)
+        media_type = page.content_type.split(";")[0]  # aiohttp adds the charset itself
+        return view.bytes(
+            page.body, content_type=media_type, status=page.status, headers=dict(page.headers)
+        )
+
+    for route in EXPLORER_ROUTES:
+
+        @app.page(route)
+        class Explorer(View):
+            async def get(self, request: Any, **params: Any) -> Any:
+                return await guarded(self, lambda: explorer(self, request))
+
     @app.page("/livez")
     class Livez(View):
         async def get(self, request: Any) -> Any:
@@ -221,6 +267,11 @@ def register(app: Any, pipeline: Any, metrics: PipelineMetrics, token: str | Non
     class Explain(View):
         async def get(self, request: Any, user: str) -> Any:
             return await guarded(self, lambda: user_view(self, request, user, explain_body))
+
+    @app.page("/users/{user}/history")
+    class History(View):
+        async def get(self, request: Any, user: str) -> Any:
+            return await guarded(self, lambda: user_view(self, request, user, history_body))
 
     @app.page("/top")
     class Top(View):

@@ -47,7 +47,7 @@ READY_TIMEOUT_S = 120.0
 BAD_MESSAGES = [b"{not json", b'{"id":"b1","kind":"like","ts":1,"actor":"a"}', b"[]"]
 TOKEN = "t0ken-for-tests"
 SCHEMATHESIS_EXAMPLES = 25
-OPERATIONS = 6
+OPERATIONS = 7
 """GET /users/{user}, /users/{user}/explain, /top, /livez, /readyz, /metrics."""
 SUBSCRIBE = (sys.executable, "-m", "pipeline.cli", "subscribe")
 
@@ -375,6 +375,23 @@ def test_two_workers_route_users_and_merge_the_top(
     assert (
         get(first.port, "/users/nobody").status == get(second.port, "/users/nobody").status == 404
     )
+    # The explorer (issue 15) reads through the same forwarding: each worker shows every user.
+    local_first = {e["user"] for e in get(first.port, "/top?n=1000&local=1").body["users"]}
+    mine = next(u for u in users if u in local_first)
+    theirs = next(u for u in users if u not in local_first and engine.states[u].received)
+    for user in (mine, theirs):
+        path = f"/users/{urllib.parse.quote(user)}/history"
+        a, b = get(first.port, path), get(second.port, path)
+        assert a.status == b.status == 200 and a.body == b.body, user
+        page = get(first.port, f"/ui/users/{urllib.parse.quote(user)}")
+        assert page.status == 200 and page.content_type.startswith("text/html"), page
+        assert f'<h2 id="name-a" class="user-name">{user}</h2>' in page.body
+    pair = get(second.port, f"/ui/compare?users={mine},{theirs}")
+    assert pair.status == 200 and mine in pair.body and theirs in pair.body
+    missing = get(second.port, "/ui/users/nobody")
+    assert missing.status == 404 and "No such user" in missing.body
+    assert get(first.port, "/ui/").status == 200
+    assert get(first.port, "/ui/static/explorer.css").content_type.startswith("text/css")
     top_a, top_b = get(first.port, "/top?n=15").body, get(second.port, "/top?n=15").body
     assert top_a == top_b and top_a["complete"] is True
     local_a = get(first.port, "/top?n=1000&local=1").body["users"]

@@ -14,10 +14,14 @@ use crate::outputs::{score_event_line, snapshot_line};
 
 use crate::engine::{Emitted, Engine};
 use crate::event::{self, Event, Kind};
+use crate::history::row_parts;
 use crate::state::Id;
 use convert::{event_from_py, model_from_py};
 use records::Records;
 use rows::state_row;
+
+/// A score history as its stored row: day, packed closes, previous, packed changes.
+type HistoryRow = (i64, String, Option<i64>, String);
 
 /// mimalloc instead of glibc's malloc: a replay allocates and frees small strings and vectors
 /// by the million, and glibc's free lists were a fifth of its time.
@@ -231,7 +235,8 @@ impl NativeEngine {
     }
 
     /// Every user's snapshot fields at event time `now`, in user-id order: (user, score, mass,
-    /// effective mass, counts by kind, windows 1h/24h/7d by kind, published topics).
+    /// effective mass, counts by kind, windows 1h/24h/7d by kind, published topics, landmark,
+    /// score history as its stored row or None).
     #[allow(clippy::type_complexity)]
     fn snapshots(
         &mut self,
@@ -244,6 +249,8 @@ impl NativeEngine {
         [i64; 4],
         [[i64; 4]; 3],
         Vec<(String, f64)>,
+        i64,
+        Option<HistoryRow>,
     )> {
         let mut users: Vec<Id> = self.engine.order.clone();
         users.sort_unstable();
@@ -259,6 +266,8 @@ impl NativeEngine {
                     s.counts,
                     s.windows,
                     s.topics,
+                    s.landmark,
+                    s.history.as_ref().map(row_parts),
                 ))
             })
             .collect()

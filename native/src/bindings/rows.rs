@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3::IntoPyObjectExt;
 
+use crate::history::row_parts;
 use crate::state::{ReceivedState, UserState, STATE_LAYOUT};
 
 /// The row `scoring.state.state_from_row` reads, at full precision (the Python engine's
@@ -77,6 +78,12 @@ pub fn state_row<'py>(state: &UserState, py: Python<'py>) -> PyResult<Bound<'py,
             topics.into_any(),
             state.published.into_bound_py_any(py)?,
             state.last_ts.into_bound_py_any(py)?,
+            state
+                .received
+                .as_deref()
+                .and_then(|r| r.score_history.as_deref())
+                .map(row_parts)
+                .into_bound_py_any(py)?,
         ],
     )
 }

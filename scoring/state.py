@@ -107,6 +107,12 @@ class ReceivedState:
     windows: list[list[list[int]]] = field(default_factory=new_windows)
     evicted: int = 0
     """Bloom filter (scoring.sketch) of engagers whose pair entry the cap evicted."""
+    sealed_engager_fast: float = 0.0
+    """Model 2: folded days' engagers (within the baseline), forward-decayed from the end of
+    their hold on the grace clock (fast rate). Kept under model 1 too: it costs a sum."""
+    sealed_engager_slow: float = 0.0
+    reciprocal_engagers: int = 0
+    """Engagers this user has engaged back (pairs ever marked reciprocal; model 2's ring rule)."""
     shares: ShareCache | None = field(default=None, compare=False, repr=False)
     """Derived, not stored: the open days' shares as far as they do not change with the newest
     day (see `scoring.mass.day_shares`). Reset to None whenever an older open day or `history`
@@ -195,6 +201,13 @@ def state_to_row(state: UserState) -> list[Any]:
         {tag: _topic_row(t) for tag, t in state.topics.items()},
         state.published,
         state.last_ts,
+        None
+        if received is None
+        else [
+            received.sealed_engager_fast,
+            received.sealed_engager_slow,
+            received.reciprocal_engagers,
+        ],
     ]
     return row
 
@@ -206,6 +219,8 @@ def state_from_row(row: Any) -> UserState:
     try:
         _, landmark, clock_row, followers, followers_ts, acting_row, received_row = row[:7]
         topics_row, published, last_ts = row[7:10]
+        # model 2's engager sums, appended to layout 3: a row written before them reads as 0
+        engagers_row = row[10] if len(row) > 10 else None
         state = UserState(
             landmark=landmark,
             clock=GraceClock(*clock_row),
@@ -249,6 +264,13 @@ def state_from_row(row: Any) -> UserState:
                 windows=windows,
                 evicted=int(evicted, 16),
             )
+            if engagers_row is not None:
+                received = state.received
+                (
+                    received.sealed_engager_fast,
+                    received.sealed_engager_slow,
+                    received.reciprocal_engagers,
+                ) = engagers_row
         state.topics = {tag: TopicStats(*t) for tag, t in topics_row.items()}
     except (TypeError, ValueError) as exc:
         raise StateError(f"malformed state: {exc}") from exc

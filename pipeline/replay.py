@@ -22,6 +22,7 @@ from pipeline.native_engine import AnyEngine, Core, NativeEngine, make_engine
 from pipeline.sources import decode_line, numbered_batches, numbered_lines, source_name
 from scoring import Event, Model, UserState, read_mass, score_of
 from scoring.events import ENGAGEMENT_KINDS, SOURCE_FOR_KIND, SOURCES
+from scoring.quality import audience_quality, confidence
 from scoring.score import reasons, topic_scores
 from scoring.windows import WINDOW_NAMES, read_windows
 
@@ -70,8 +71,10 @@ def snapshot_record(user: str, state: UserState, now: int, model: Model) -> dict
     )
     topics = [(t.topic, t.score) for t in topic_scores(state, mass, model)]
     score = score_of(mass, model)
+    quality = audience_quality(state, mass, model)
+    evidence = (quality.score, list(quality.reasons), confidence(state, mass))
     return _snapshot_fields(
-        user, score, mass.z, mass.effective, counts, windows, topics, model.model_version
+        user, score, mass.z, mass.effective, counts, windows, topics, model.model_version, evidence
     )
 
 
@@ -84,6 +87,7 @@ def _snapshot_fields(
     windows: dict[str, dict[str, int]],
     topics: Sequence[tuple[str, float]],
     version: str,
+    evidence: tuple[float, Sequence[tuple[str, float]], float],
 ) -> dict[str, object]:
     """A snapshot line's fields, in the order INTERFACES.md shows (either core fills them)."""
     return {
@@ -95,6 +99,11 @@ def _snapshot_fields(
         "windows": windows,
         "topics": [{"topic": topic, "score": value} for topic, value in topics],
         "model_version": version,
+        "audience_quality": {
+            "score": evidence[0],
+            "reasons": [{"rule": rule, "share": share} for rule, share in evidence[1]],
+        },
+        "confidence": evidence[2],
     }
 
 
@@ -108,12 +117,16 @@ def snapshot_lines(engine: AnyEngine, now: int) -> Iterator[bytes]:
             yield snapshot_line(user, state, now, model)
         return
     version = model.model_version
-    for user, score, mass, effective, counts, windows, topics in engine.snapshots(now):
+    for row in engine.snapshots(now):
+        user, score, mass, effective, counts, windows, topics, quality, lost, level = row
         by_window = {
             name: dict(zip(ENGAGEMENT_KINDS, sums, strict=True))
             for name, sums in zip(WINDOW_NAMES, windows, strict=True)
         }
-        fields = _snapshot_fields(user, score, mass, effective, counts, by_window, topics, version)
+        evidence = (quality, lost, level)
+        fields = _snapshot_fields(
+            user, score, mass, effective, counts, by_window, topics, version, evidence
+        )
         yield orjson.dumps(fields)
 
 

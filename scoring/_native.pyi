@@ -35,7 +35,18 @@ class NativeEngine:
     def snapshots(
         self, now: int
     ) -> list[
-        tuple[str, float, float, float, list[int], list[list[int]], list[tuple[str, float]]]
+        tuple[
+            str,
+            float,
+            float,
+            float,
+            list[int],
+            list[list[int]],
+            list[tuple[str, float]],
+            float,
+            list[tuple[str, float]],
+            float,
+        ]
     ]: ...
     def scores(self, now: int) -> list[tuple[float, str]]: ...
 

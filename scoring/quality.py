@@ -70,10 +70,15 @@ def audience_quality(state: UserState, mass: Mass, model: Model) -> AudienceQual
     losses.append(("new_account", shrunk))
     left -= shrunk
     reasons = sorted(
-        (QualityReason(rule, round(share, 4)) for rule, share in losses if share > 0.0),
+        (QualityReason(rule, _four_places(share)) for rule, share in losses if share > 0.0),
         key=lambda r: (-r.share, r.rule),
     )
     return AudienceQuality(round(QUALITY_SCALE * max(0.0, left), 2), tuple(reasons))
+
+
+def _four_places(x: float) -> float:
+    """x to 4 decimals as two-decimal percent (what the compiled core's round2 reproduces)."""
+    return round(x * QUALITY_SCALE, 2) / QUALITY_SCALE
 
 
 def confidence(state: UserState, mass: Mass) -> float:
@@ -87,16 +92,5 @@ def confidence(state: UserState, mass: Mass) -> float:
     days += sum(1 for bucket in received.buckets if bucket.raw > 0.0)
     engagers = mass.engagers
     level = engagers / (engagers + CONFIDENCE_ENGAGERS) * days / (days + CONFIDENCE_DAYS)
-    return round(level, 4)
+    return _four_places(level)
 
-
-def quality_fields(state: UserState, mass: Mass, model: Model) -> dict[str, object]:
-    """The two numbers as the API and the score-change schema carry them."""
-    quality = audience_quality(state, mass, model)
-    return {
-        "audience_quality": {
-            "score": quality.score,
-            "reasons": [{"rule": r.rule, "share": r.share} for r in quality.reasons],
-        },
-        "confidence": confidence(state, mass),
-    }

@@ -2,6 +2,7 @@
 //! target step for each event, in stream order, and decay-only changes at each UTC day
 //! boundary the stream's event time crosses.
 
+use crate::quality::{audience_quality, confidence};
 use crate::state::Id;
 use std::collections::BTreeMap;
 
@@ -86,6 +87,9 @@ pub struct Snapshot {
     pub windows: [[i64; 4]; 3],
     pub topics: Vec<(String, f64)>,
     pub received: bool,
+    /// Audience quality (0-100) and what each rule removed, then confidence (quality.rs).
+    pub quality: (f64, Vec<(&'static str, f64)>),
+    pub confidence: f64,
 }
 
 pub struct Engine {
@@ -175,7 +179,11 @@ impl Engine {
             ),
             None => ([0; 4], [[0; 4]; 3]),
         };
+        let quality = audience_quality(state, &mass, &self.model);
+        let confidence = confidence(state, &mass);
         Some(Snapshot {
+            quality,
+            confidence,
             score: score_of(&mass, &self.model),
             mass: mass.z,
             effective_mass: mass.effective,

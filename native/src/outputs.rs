@@ -44,6 +44,20 @@ pub fn snapshot_line(out: &mut Vec<u8>, user: &str, s: &Snapshot, model_version:
     windows.close();
     topics(o.field("topics"), &s.topics);
     string(o.field("model_version"), model_version);
+    let mut quality = Object::open(o.field("audience_quality"));
+    float(quality.field("score"), s.quality.0);
+    array(
+        quality.field("reasons"),
+        &s.quality.1,
+        |out, (rule, share)| {
+            let mut reason = Object::open(out);
+            string(reason.field("rule"), rule);
+            float(reason.field("share"), *share);
+            reason.close();
+        },
+    );
+    quality.close();
+    float(o.field("confidence"), s.confidence);
     o.close();
     out.push(b'\n');
 }
@@ -101,6 +115,8 @@ mod tests {
             windows: [[0, 0, 1, 0], [1, 0, 2, 0], [1, 0, 12, 3]],
             topics: vec![("higgs".to_string(), 55.5)],
             received: true,
+            quality: (87.5, vec![("pair_cap", 0.125)]),
+            confidence: 0.0417,
         };
         let mut out = Vec::new();
         snapshot_line(&mut out, "u\"1", &snapshot, "1.0.0+abc");
@@ -112,7 +128,9 @@ mod tests {
                 r#""windows":{"1h":{"retweet":0,"quote":0,"reply":1,"mention":0},"#,
                 r#""24h":{"retweet":1,"quote":0,"reply":2,"mention":0},"#,
                 r#""7d":{"retweet":1,"quote":0,"reply":12,"mention":3}},"#,
-                r#""topics":[{"topic":"higgs","score":55.5}],"model_version":"1.0.0+abc"}"#,
+                r#""topics":[{"topic":"higgs","score":55.5}],"model_version":"1.0.0+abc","#,
+                r#""audience_quality":{"score":87.5,"reasons":[{"rule":"pair_cap","share":0.125}]},"#,
+                r#""confidence":0.0417}"#,
                 "\n"
             )
         );

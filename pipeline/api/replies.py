@@ -18,7 +18,6 @@ import orjson
 from pipeline.replay import snapshot_record
 from scoring import Model, UserState, explain, read_mass
 from scoring.events import MAX_ID_LENGTH
-from scoring.quality import quality_fields
 from scoring.score import reasons
 
 JSON = "application/json"
@@ -68,7 +67,6 @@ def user_body(user: str, state: UserState, now: int, model: Model) -> dict[str, 
     body = snapshot_record(user, state, now, model)
     mass = read_mass(state, now, model)
     body["reasons"] = [{"code": r.code, "points": r.points} for r in reasons(state, mass, model)]
-    body.update(quality_fields(state, mass, model))
     body["as_of"] = now
     return body
 

@@ -244,6 +244,9 @@ impl NativeEngine {
         [i64; 4],
         [[i64; 4]; 3],
         Vec<(String, f64)>,
+        f64,
+        Vec<(&'static str, f64)>,
+        f64,
     )> {
         let mut users: Vec<Id> = self.engine.order.clone();
         users.sort_unstable();
@@ -259,6 +262,9 @@ impl NativeEngine {
                     s.counts,
                     s.windows,
                     s.topics,
+                    s.quality.0,
+                    s.quality.1,
+                    s.confidence,
                 ))
             })
             .collect()

@@ -93,4 +93,3 @@ def confidence(state: UserState, mass: Mass) -> float:
     engagers = mass.engagers
     level = engagers / (engagers + CONFIDENCE_ENGAGERS) * days / (days + CONFIDENCE_DAYS)
     return _four_places(level)
-

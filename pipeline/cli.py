@@ -12,7 +12,16 @@ from pipeline.sources import InputError
 from scoring import load_model
 from scoring.errors import ScoringError
 
-SCENARIO_NAMES = ("ring", "party", "vacation", "viral-retweet", "new-account")
+SCENARIO_NAMES = (
+    "ring",
+    "party",
+    "vacation",
+    "viral-retweet",
+    "new-account",
+    "slow-ring",
+    "follow-train",
+    "engagement-pod",
+)
 """``--scenario``'s choices, spelled out so that building the parser (``influence worker``
 too) never imports the synthetic package; tests/test_generate.py holds them equal to
 ``pipeline.synthetic.SCENARIOS``."""

@@ -23,6 +23,7 @@ from pipeline.sources import decode_line, numbered_batches, numbered_lines, sour
 from scoring import Event, Model, UserState, read_mass, score_of
 from scoring.events import ENGAGEMENT_KINDS, SOURCE_FOR_KIND, SOURCES
 from scoring.history import history_body, history_from_row
+from scoring.quality import audience_quality, confidence
 from scoring.score import reasons, topic_scores
 from scoring.windows import WINDOW_NAMES, read_windows
 
@@ -71,8 +72,10 @@ def snapshot_record(user: str, state: UserState, now: int, model: Model) -> dict
     )
     topics = [(t.topic, t.score) for t in topic_scores(state, mass, model)]
     score = score_of(mass, model)
+    quality = audience_quality(state, mass, model)
+    evidence = (quality.score, list(quality.reasons), confidence(state, mass))
     fields = _snapshot_fields(
-        user, score, mass.z, mass.effective, counts, windows, topics, model.model_version
+        user, score, mass.z, mass.effective, counts, windows, topics, model.model_version, evidence
     )
     fields["history"] = history_body(state.history, state.landmark)
     return fields
@@ -87,6 +90,7 @@ def _snapshot_fields(
     windows: dict[str, dict[str, int]],
     topics: Sequence[tuple[str, float]],
     version: str,
+    evidence: tuple[float, Sequence[tuple[str, float]], float],
 ) -> dict[str, object]:
     """A snapshot line's fields, in the order INTERFACES.md shows (either core fills them)."""
     return {
@@ -98,6 +102,11 @@ def _snapshot_fields(
         "windows": windows,
         "topics": [{"topic": topic, "score": value} for topic, value in topics],
         "model_version": version,
+        "audience_quality": {
+            "score": evidence[0],
+            "reasons": [{"rule": rule, "share": share} for rule, share in evidence[1]],
+        },
+        "confidence": evidence[2],
     }
 
 
@@ -112,12 +121,16 @@ def snapshot_lines(engine: AnyEngine, now: int) -> Iterator[bytes]:
         return
     version = model.model_version
     for row in engine.snapshots(now):
-        user, score, mass, effective, counts, windows, topics, landmark, history = row
+        user, score, mass, effective, counts, windows, topics, landmark, history = row[:9]
+        quality, lost, level = row[9:]
         by_window = {
             name: dict(zip(ENGAGEMENT_KINDS, sums, strict=True))
             for name, sums in zip(WINDOW_NAMES, windows, strict=True)
         }
-        fields = _snapshot_fields(user, score, mass, effective, counts, by_window, topics, version)
+        evidence = (quality, lost, level)
+        fields = _snapshot_fields(
+            user, score, mass, effective, counts, by_window, topics, version, evidence
+        )
         fields["history"] = history_body(history_from_row(history), landmark)
         yield orjson.dumps(fields)
 

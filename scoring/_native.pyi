@@ -45,6 +45,9 @@ class NativeEngine:
             list[tuple[str, float]],
             int,
             tuple[int, str, int | None, str] | None,
+            float,
+            list[tuple[str, float]],
+            float,
         ]
     ]: ...
     def scores(self, now: int) -> list[tuple[float, str]]: ...

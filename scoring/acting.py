@@ -131,6 +131,7 @@ def _engage_pair(
         if engager is not None and not engager.reciprocal:
             engager.reciprocal = True
             received.pair_reciprocal += engager.mass
+            received.reciprocal_engagers += 1
             changed = True
     return factor, changed
 

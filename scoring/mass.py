@@ -45,6 +45,13 @@ def day_share(
     if new <= engager_base:
         return DayShare(regular, excess, new, 0.0)
     burst_engagers = burst_curve(new, kappa) - burst_curve(engager_base, kappa)
+    if model.engager_score and raw > 0.0:
+        # model 2: a viral post's new engagers are content, a party's are name-drops
+        mention = raw - bucket.content
+        weight = (
+            bucket.content * model.content_burst_weight + mention * model.engager_excess_weight
+        ) / raw
+        return DayShare(regular, excess, engager_base, burst_engagers * weight)
     return DayShare(regular, excess, engager_base, burst_engagers * model.engager_excess_weight)
 
 
@@ -105,6 +112,9 @@ class Mass(NamedTuple):
     audience: float
     z: float
     """ln(1 + E_eff) + audience term: the raw influence the 1-100 scale maps."""
+    quality: float = 1.0
+    """Model 2: the share of received weight the selectivity and automation discounts left
+    (repetition aside); the engager term is multiplied by it. Model 1: 1."""
 
     @property
     def regular(self) -> float:
@@ -153,12 +163,16 @@ def read_mass(state: UserState, now: int, model: Model) -> Mass:
             fading = exp(-burst_rate * (now - start))
             burst += excess * bucket.burst * fading
             engagers += burst_engagers * fading
-    slow_on_fast_scale = model.slow_floor * slow * model.slow_to_fast
-    total = (fast if fast > slow_on_fast_scale else slow_on_fast_scale) + burst
     pair_total = received.pair_total
     share_reciprocal = 0.0
     if pair_total > 0.0 and received.pair_reciprocal:
         share_reciprocal = min(1.0, received.pair_reciprocal / pair_total)
+    if model.engager_score:
+        return _engager_mass(
+            state, now, (tau_now, paused_now), pauses, engagers, share_reciprocal, model
+        )
+    slow_on_fast_scale = model.slow_floor * slow * model.slow_to_fast
+    total = (fast if fast > slow_on_fast_scale else slow_on_fast_scale) + burst
     effective = total * (1.0 - share_reciprocal * share_reciprocal)
     effective *= engagers / (engagers + model.shrinkage_prior)
     followers = state.followers
@@ -175,8 +189,94 @@ def read_mass(state: UserState, now: int, model: Model) -> Mass:
             effective,
             audience,
             z,
+            1.0,
         )
     )
+
+
+def _engager_mass(
+    state: UserState,
+    now: int,
+    grace: tuple[int, int],
+    pauses: list[tuple[int, int]],
+    engagers: float,
+    share_reciprocal: float,
+    model: Model,
+) -> Mass:
+    """Model 2: raw influence from distinct engagers rather than engagement mass.
+
+    On the Higgs stream the count of distinct engagers predicts later retweeters better than
+    any mass (docs/model.md): repetition, kind and time of day add noise, not signal. So each
+    engager counts once, in full for ``engager_hold_days`` after its first day, then fades like
+    mass (fast decay on the grace clock, slow floor). The anti-gaming rules act on the count:
+    burst engagers count ``engager_excess_weight`` and fade (parties), the ring rule discounts
+    the reciprocal share beyond ``reciprocal_free`` mutual engagers (friends are not a ring),
+    the quality factor removes what selectivity and automation took from the engagers' weight,
+    and new accounts are shrunk by n / (n + prior) as in model 1.
+    """
+    received = state.received
+    assert received is not None
+    tau_now, paused_now = grace
+    landmark = state.landmark
+    clock = state.clock
+    exp = math.exp
+    fast_rate, slow_rate, burst_rate = model.fast_rate, model.slow_rate, model.burst_rate
+    fast = slow = burst = 0.0
+    if received.sealed_engager_fast:
+        fast = received.sealed_engager_fast * exp(-fast_rate * (tau_now - landmark))
+        slow = received.sealed_engager_slow * exp(-slow_rate * (now - landmark))
+    if received.sealed_burst_engagers:
+        burst = received.sealed_burst_engagers * exp(-burst_rate * (now - received.burst_ref))
+    hold = model.engager_hold_days
+    for bucket, share in zip(received.buckets, day_shares(received, model), strict=True):
+        hold_day = bucket.day + hold
+        hold_end = hold_day * DAY_MS
+        if now <= hold_end:
+            fast += share.engagers
+            slow += share.engagers
+        else:
+            paused = clock.paused_before(hold_day, pauses) if pauses else clock.folded_paused
+            fast += share.engagers * exp(-fast_rate * (tau_now - (hold_end - paused * DAY_MS)))
+            slow += share.engagers * exp(-slow_rate * (now - hold_end))
+        if share.burst_engagers:
+            burst += share.burst_engagers * exp(-burst_rate * (now - bucket.day * DAY_MS))
+    slow_on_fast_scale = model.slow_floor * slow * model.slow_to_fast
+    total = (fast if fast > slow_on_fast_scale else slow_on_fast_scale) + burst
+    mutual, free = received.reciprocal_engagers, model.reciprocal_free
+    ring_share = share_reciprocal * (mutual - free) / mutual if mutual > free else 0.0
+    quality = engager_quality(received)
+    effective = total * (1.0 - ring_share * ring_share)
+    if quality != 1.0:
+        effective *= quality
+    effective *= engagers / (engagers + model.shrinkage_prior)
+    followers = state.followers
+    audience = 0.0 if followers is None else audience_term(effective, followers, model)
+    z = math.log1p(effective) + audience
+    return Mass(
+        fast,
+        slow_on_fast_scale,
+        burst,
+        ring_share,
+        engagers,
+        paused_now,
+        effective,
+        audience,
+        z,
+        quality,
+    )
+
+
+def engager_quality(received: ReceivedState) -> float:
+    """Share of the engagers' weight that selectivity and automation left (1: none removed).
+
+    The pair discount is left out: repetition is already absent from a count of engagers.
+    """
+    removed = received.removed
+    lost = removed[0] + removed[2]
+    if not lost:
+        return 1.0
+    kept = sum(received.kind_mass) + removed[1]
+    return kept / (kept + lost)
 
 
 def audience_term(effective: float, followers: int | None, model: Model) -> float:

@@ -81,6 +81,16 @@ class Model:
     scale_knots: tuple[float, ...]
     slow_to_fast: float
     """Puts a slow-decayed sum on the fast sum's scale (a 180-day sum is ~4x a 45-day one)."""
+    engager_score: bool = False
+    """Model 2: the raw influence is built from distinct engagers, not engagement mass (the
+    ``[engagers]`` table of the model file; model 1 has none)."""
+    engager_hold_days: int = 0
+    """Days an engager counts in full before it starts to decay (at most ``open_days``)."""
+    reciprocal_free: int = 0
+    """Reciprocal engagers a user may have before the ring discount applies."""
+    content_burst_weight: float = 0.0
+    """Model 2: weight of new engagers above the daily baseline on content (retweets, quotes,
+    replies); on mentions they keep ``engager_excess_weight``."""
 
 
 def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -119,6 +129,9 @@ def parse_model(text: str) -> Model:
     audience = _table(doc, "audience")
     topics, events, state = _table(doc, "topics"), _table(doc, "events"), _table(doc, "state")
     windows = _table(doc, "windows")
+    engagers = doc.get("engagers")
+    if engagers is not None and not isinstance(engagers, dict):
+        raise ModelError("[engagers] must be a table")
     knots = doc.get("scale", {}).get("knots", [])
     if not isinstance(knots, list) or not all(isinstance(k, int | float) for k in knots):
         raise ModelError("[scale] knots must be a list of numbers")
@@ -180,7 +193,25 @@ def parse_model(text: str) -> Model:
         minute_bucket_ms=_integer(windows, "minute_bucket_s") * 1000,
         scale_knots=tuple(float(k) for k in knots),
         slow_to_fast=_number(decay, "fast_half_life_days") / _number(decay, "slow_half_life_days"),
+        **_engager_parameters(engagers, _integer(state, "open_days")),
     )
+
+
+def _engager_parameters(table: dict[str, Any] | None, open_days: int) -> dict[str, Any]:
+    """Model 2's ``[engagers]`` table; an absent table is model 1 (mass-based raw influence)."""
+    if table is None:
+        return {}
+    hold = _integer(table, "hold_days")
+    if not 0 <= hold <= open_days:
+        # sealed days are read as past their hold: a hold longer than the open days would
+        # count a folded engager above 1
+        raise ModelError(f"[engagers] hold_days must lie in 0..open_days ({open_days})")
+    return {
+        "engager_score": True,
+        "engager_hold_days": hold,
+        "reciprocal_free": _integer(table, "reciprocal_free"),
+        "content_burst_weight": _number(table, "content_burst_weight"),
+    }
 
 
 def load_model(path: str | Path | None = None) -> Model:

@@ -84,12 +84,12 @@ def _add_pair(
             pair = received.in_pairs[actor] = InPair(first_day=NO_DAY)
         else:
             pair = received.in_pairs[actor] = InPair(first_day=day)
-            _count_new_engager(received, day, +1)
+            _count_new_engager(state, received, day, +1, model)
         if len(received.in_pairs) > model.max_in_pairs + model.max_in_pairs // 4:
             _evict_in_pairs(received, model.max_in_pairs)
     elif day < pair.first_day:
-        _count_new_engager(received, pair.first_day, -1)
-        _count_new_engager(received, day, +1)
+        _count_new_engager(state, received, pair.first_day, -1, model)
+        _count_new_engager(state, received, day, +1, model)
         pair.first_day = day
     pair.mass += amount
     if pair.reciprocal:
@@ -99,9 +99,12 @@ def _add_pair(
         if acting is not None and actor in acting.out_pairs:
             pair.reciprocal = True
             received.pair_reciprocal += pair.mass
+            received.reciprocal_engagers += 1
 
 
-def _count_new_engager(received: ReceivedState, day: int, delta: int) -> None:
+def _count_new_engager(
+    state: UserState, received: ReceivedState, day: int, delta: int, model: Model
+) -> None:
     buckets = received.buckets
     if buckets and buckets[-1].day == day:
         buckets[-1].new_engagers += delta
@@ -117,6 +120,34 @@ def _count_new_engager(received: ReceivedState, day: int, delta: int) -> None:
             history[j + 2] += delta
             break
     received.sealed_engagers += delta
+    if model.engager_score:
+        clock = state.clock
+        until = day + model.engager_hold_days
+        pauses = clock.pauses(until, model.grace_days, model.grace_renew_days) if clock.runs else []
+        _seal_engagers(state, received, day, float(delta), pauses, model)
+
+
+def _seal_engagers(
+    state: UserState,
+    received: ReceivedState,
+    day: int,
+    engagers: float,
+    pauses: list[tuple[int, int]],
+    model: Model,
+) -> None:
+    """Folds a day's engagers into model 2's sums, valued from the end of their hold.
+
+    `pauses` must cover the days before the hold's end. Sealed days are past their hold
+    (``hold_days <= open_days``), so reading the sums as plain forward decay is exact.
+    """
+    hold_day = day + model.engager_hold_days
+    hold_end = hold_day * DAY_MS
+    clock = state.clock
+    paused = clock.paused_before(hold_day, pauses) if pauses else clock.folded_paused
+    tau_end = hold_end - paused * DAY_MS
+    landmark = state.landmark
+    received.sealed_engager_fast += engagers * math.exp(model.fast_rate * (tau_end - landmark))
+    received.sealed_engager_slow += engagers * math.exp(model.slow_rate * (hold_end - landmark))
 
 
 def _evict_in_pairs(received: ReceivedState, keep: int) -> None:
@@ -162,6 +193,10 @@ def _seal_old_days(state: UserState, received: ReceivedState, last_day: int, mod
     pauses = (
         clock.pauses(last_day + 1, model.grace_days, model.grace_renew_days) if clock.runs else []
     )
+    hold_pauses: list[tuple[int, int]] = []
+    if model.engager_score and clock.runs:
+        until = last_day + model.engager_hold_days
+        hold_pauses = clock.pauses(until, model.grace_days, model.grace_renew_days)
     landmark = state.landmark
     sealed = 0
     for bucket, share in zip(buckets, shares, strict=False):
@@ -177,6 +212,8 @@ def _seal_old_days(state: UserState, received: ReceivedState, last_day: int, mod
         )
         _add_burst(received, start, share.excess * bucket.burst, share.burst_engagers, model)
         received.sealed_engagers += share.engagers
+        if model.engager_score:
+            _seal_engagers(state, received, bucket.day, share.engagers, hold_pauses, model)
         received.history.extend((bucket.day, bucket.raw, bucket.new_engagers))
         sealed += 1
     del buckets[:sealed]

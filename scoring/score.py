@@ -59,8 +59,11 @@ def _z(
     followers: int | None,
     model: Model,
     shrink: bool = True,
+    quality: float = 1.0,
 ) -> float:
     effective = total * (1.0 - reciprocal_share * reciprocal_share)
+    if quality != 1.0:
+        effective *= quality
     if shrink:
         effective *= engagers / (engagers + model.shrinkage_prior)
     return math.log1p(effective) + audience_term(effective, followers, model)
@@ -95,11 +98,18 @@ def reasons(state: UserState, mass: Mass, model: Model, score: float | None = No
         ranked.append((-abs(points), "audience", points))
     regular, burst = mass.regular, mass.burst
     share, engagers, followers = mass.reciprocal_share, mass.engagers, state.followers
-    z_without = {"new_account": _z(regular + burst, share, engagers, followers, model, False)}
+    quality = mass.quality
+    z_without = {
+        "new_account": _z(regular + burst, share, engagers, followers, model, False, quality)
+    }
     if burst:
-        z_without["burst"] = _z(regular, share, engagers, followers, model)
+        z_without["burst"] = _z(regular, share, engagers, followers, model, True, quality)
     if share:
-        z_without["reciprocity"] = _z(regular + burst, 0.0, engagers, followers, model)
+        z_without["reciprocity"] = _z(
+            regular + burst, 0.0, engagers, followers, model, True, quality
+        )
+    if quality != 1.0:
+        z_without["automation"] = _z(regular + burst, share, engagers, followers, model)
     for code, without in z_without.items():
         points = round(score - to_scale(without, knots), 2)
         if points != 0.0:

@@ -111,6 +111,12 @@ class ReceivedState:
     windows: list[list[list[int]]] = field(default_factory=new_windows)
     evicted: int = 0
     """Bloom filter (scoring.sketch) of engagers whose pair entry the cap evicted."""
+    sealed_engager_fast: float = 0.0
+    """Model 2: folded days' engagers (within the baseline), forward-decayed from the end of
+    their hold on the grace clock (fast rate). Kept under model 1 too: it costs a sum."""
+    sealed_engager_slow: float = 0.0
+    reciprocal_engagers: int = 0
+    """Engagers this user has engaged back (pairs ever marked reciprocal; model 2's ring rule)."""
     shares: ShareCache | None = field(default=None, compare=False, repr=False)
     """Derived, not stored: the open days' shares as far as they do not change with the newest
     day (see `scoring.mass.day_shares`). Reset to None whenever an older open day or `history`
@@ -202,6 +208,13 @@ def state_to_row(state: UserState) -> list[Any]:
         state.published,
         state.last_ts,
         history_to_row(state.history),
+        None
+        if received is None
+        else [
+            received.sealed_engager_fast,
+            received.sealed_engager_slow,
+            received.reciprocal_engagers,
+        ],
     ]
     return row
 
@@ -213,6 +226,9 @@ def state_from_row(row: Any) -> UserState:
     try:
         _, landmark, clock_row, followers, followers_ts, acting_row, received_row = row[:7]
         topics_row, published, last_ts = row[7:10]
+        # layout 4 appends the score history and model 2's engager sums; layout 3 rows read
+        # with an empty history and zero sums
+        engagers_row = row[11] if row[0] == STATE_LAYOUT and len(row) > 11 else None
         state = UserState(
             landmark=landmark,
             clock=GraceClock(*clock_row),
@@ -257,6 +273,13 @@ def state_from_row(row: Any) -> UserState:
                 windows=windows,
                 evicted=int(evicted, 16),
             )
+            if engagers_row is not None:
+                received = state.received
+                (
+                    received.sealed_engager_fast,
+                    received.sealed_engager_slow,
+                    received.reciprocal_engagers,
+                ) = engagers_row
         state.topics = {tag: TopicStats(*t) for tag, t in topics_row.items()}
     except (TypeError, ValueError) as exc:
         raise StateError(f"malformed state: {exc}") from exc

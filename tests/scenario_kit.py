@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipeline.native_engine import AnyEngine, make_engine
 from pipeline.synthetic import GeneratorConfig, generate
-from scoring import Event, Model, parse_event, read_mass, score_of
+from scoring import Event, Model, load_model, parse_event, read_mass, score_of
 from scoring.model import DAY_MS
+
+MODELS = Path(__file__).resolve().parents[1] / "scoring/models"
+VERSIONS = ("v1", "v2")
+"""The bundled model versions every scenario and adversary is held to."""
+
+
+def bundled_model(version: str) -> Model:
+    return load_model(MODELS / f"{version}.toml")
+
 
 BACKGROUND = GeneratorConfig(users=400, days=45, seed=5)
 START = BACKGROUND.start_ms

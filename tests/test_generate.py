@@ -310,6 +310,9 @@ SCENARIO_USERS = {
     "vacation": {VACATION_USER},
     "viral-retweet": {VIRAL_RETWEETER, VIRAL_AUTHOR, TOPICAL_AUTHOR},
     "new-account": {ESTABLISHED, NEWBIE},
+    "slow-ring": {f"slowring-{i:02d}" for i in range(20)},
+    "follow-train": {f"train-{i:02d}" for i in range(40)},
+    "engagement-pod": {f"pod-{i}" for i in range(10)},
 }
 
 
@@ -384,7 +387,12 @@ def test_each_scenario_fits_its_smallest_span(name: str) -> None:
 
 PINNED = [
     (
-        GeneratorConfig(users=300, days=30, seed=11, scenarios=tuple(SCENARIOS)),
+        GeneratorConfig(  # the scenarios there were when this stream was pinned
+            users=300,
+            days=30,
+            seed=11,
+            scenarios=("ring", "party", "vacation", "viral-retweet", "new-account"),
+        ),
         "3cec3653cac4ea794489994b5d6b195853503f016d9cab5e111fac74d308a241",
     ),
     (  # tests/faults/test_failover.py's stream

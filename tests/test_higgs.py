@@ -13,8 +13,9 @@ import pytest
 
 from pipeline.codec import decode_higgs_line
 from pipeline.engine import Engine
+from pipeline.native_engine import NativeEngine
 from pipeline.replay import replay
-from scoring import Event, Model, read_mass
+from scoring import Event, Model, load_model, read_mass
 from scoring.model import DAY_MS
 
 KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
@@ -80,10 +81,23 @@ def test_full_replay_counts_each_event_once_and_is_byte_identical(
     assert sum(expected.values()) + self_lines == 563_069
 
 
-def test_mass_after_four_days_predicts_later_retweeters(higgs: Path, model: Model) -> None:
-    engine = Engine(model)
+MODELS = Path(__file__).resolve().parents[1] / "scoring/models"
+GOALS = {"v1": 0.325, "v2": 0.36}
+"""Spearman each bundled version must reach (model 1 measured 0.336, model 2 0.363)."""
+
+
+@pytest.mark.parametrize("version", sorted(GOALS))
+def test_mass_after_four_days_predicts_later_retweeters(higgs: Path, version: str) -> None:
+    """Train on days 1-4, predict distinct retweeters on days 5-7, beside two simple counts:
+    raw engagements received, and distinct engagers of every kind (0.322 and 0.362)."""
+    model = load_model(MODELS / f"{version}.toml")
+    # v1 on the Python core (the workers' one), v2 on the compiled one (test_native.py holds
+    # them equal on both versions; Python would take minutes here)
+    engine: Engine | NativeEngine = Engine(model) if version == "v1" else NativeEngine(model)
     cut: int | None = None
     future: defaultdict[str, set[str]] = defaultdict(set)
+    raw: Counter[str] = Counter()
+    engagers: defaultdict[str, set[str]] = defaultdict(set)
     with gzip.open(higgs, "rb") as lines:
         for number, line in enumerate(lines, 1):
             event = decode_higgs_line(line, number)
@@ -92,13 +106,22 @@ def test_mass_after_four_days_predicts_later_retweeters(higgs: Path, model: Mode
                 cut = (event.ts // DAY_MS + 4) * DAY_MS
             if event.ts < cut:
                 engine.process(event)
+                if event.target is not None and event.actor != event.target:
+                    raw[event.target] += 1
+                    engagers[event.target].add(event.actor)
             elif event.kind == "retweet" and event.actor != event.target:
                 future[event.target].add(event.actor)
     assert cut is not None
-    candidates = [u for u, s in engine.states.items() if s.received is not None]
-    masses = [read_mass(engine.states[u], cut, model).z for u in candidates]
+    states = engine.states
+    candidates = [u for u in states if states[u].received is not None]
     retweeters = [float(len(future[u])) for u in candidates]
-    rho = spearman(masses, retweeters)
-    print(f"Higgs prediction: Spearman {rho:.4f} over {len(candidates)} candidates")
+    rho = spearman([read_mass(states[u], cut, model).z for u in candidates], retweeters)
+    raw_rho = spearman([float(raw[u]) for u in candidates], retweeters)
+    distinct_rho = spearman([float(len(engagers[u])) for u in candidates], retweeters)
+    print(
+        f"Higgs prediction, model {model.model_version}: Spearman {rho:.4f} over "
+        f"{len(candidates)} candidates · raw count {raw_rho:.4f} · distinct engagers "
+        f"{distinct_rho:.4f}"
+    )
     assert len(candidates) > 40_000
-    assert rho >= 0.325
+    assert rho >= GOALS[version]

@@ -109,10 +109,23 @@ def test_each_parameter_lands_in_its_field(
     assert all(getattr(changed, name) == getattr(model, name) for name in others), key
 
 
+MODEL_2_FIELDS = {"engager_score", "engager_hold_days", "reciprocal_free", "content_burst_weight"}
+"""Read from model 2's [engagers] table; model 1 has none and keeps their defaults."""
+
+
 def test_every_field_is_read_from_the_file() -> None:
-    assert {field for _, _, field, _ in PARAMETERS} | DERIVED | {"version", "scale_knots"} == {
-        f.name for f in fields(Model)
-    }
+    read = {field for _, _, field, _ in PARAMETERS} | DERIVED | {"version", "scale_knots"}
+    assert read | MODEL_2_FIELDS == {f.name for f in fields(Model)}
+
+
+def test_model_2_reads_its_engagers_table(model: Model) -> None:
+    assert not model.engager_score
+    v2 = load_model(Path(__file__).resolve().parents[1] / "scoring/models/v2.toml")
+    assert v2.engager_score and v2.version == "2.0.0"
+    assert (v2.engager_hold_days, v2.reciprocal_free, v2.content_burst_weight) == (3, 2, 1.0)
+    text = V1 + "\n[engagers]\nhold_days = 9\nreciprocal_free = 2\ncontent_burst_weight = 1.0\n"
+    with pytest.raises(ModelError, match="hold_days"):
+        parse_model(text)  # a hold past the open days would count folded engagers above 1
 
 
 def test_derived_fields_version_and_knots(model: Model) -> None:

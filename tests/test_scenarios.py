@@ -1,4 +1,6 @@
-"""The seed critique's complaints, each inside a generated background of ordinary users."""
+"""The seed critique's complaints, each inside a generated background of ordinary users.
+
+Every test runs under each bundled model version: a new version keeps every bound."""
 
 from __future__ import annotations
 
@@ -29,9 +31,15 @@ from tests.scenario_kit import (
     Run,
     background_events,
     background_users,
+    bundled_model,
     percentile,
     run,
 )
+
+
+@pytest.fixture(scope="module", params=["v1", "v2"])
+def model(request: pytest.FixtureRequest) -> Model:
+    return bundled_model(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -161,6 +161,7 @@ fn engage_pair(
                 if !engager.reciprocal {
                     engager.reciprocal = true;
                     received.pair_reciprocal += engager.mass;
+                    received.reciprocal_engagers += 1;
                     changed = true;
                 }
             }

@@ -2,6 +2,7 @@
 //! target step for each event, in stream order, and decay-only changes at each UTC day
 //! boundary the stream's event time crosses.
 
+use crate::quality::{audience_quality, confidence};
 use crate::state::Id;
 use std::collections::BTreeMap;
 
@@ -89,6 +90,9 @@ pub struct Snapshot {
     pub received: bool,
     pub landmark: i64,
     pub history: Option<ScoreHistory>,
+    /// Audience quality (0-100) and what each rule removed, then confidence (quality.rs).
+    pub quality: (f64, Vec<(&'static str, f64)>),
+    pub confidence: f64,
 }
 
 pub struct Engine {
@@ -178,7 +182,11 @@ impl Engine {
             ),
             None => ([0; 4], [[0; 4]; 3]),
         };
+        let quality = audience_quality(state, &mass, &self.model);
+        let confidence = confidence(state, &mass);
         Some(Snapshot {
+            quality,
+            confidence,
             score: score_of(&mass, &self.model),
             mass: mass.z,
             effective_mass: mass.effective,

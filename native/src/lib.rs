@@ -17,6 +17,7 @@ pub mod mass;
 pub mod model;
 pub mod ordered;
 pub mod outputs;
+pub mod quality;
 pub mod receiving;
 pub mod score;
 pub mod sketch;

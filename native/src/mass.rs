@@ -1,6 +1,7 @@
 //! Reading a user's mass at an event time (scoring/mass.py): decay, grace, bursts,
 //! reciprocity, shrinkage and audience, applied at read time to order-independent sums.
 
+use crate::clock::GraceClock;
 use crate::model::{Model, DAY_MS};
 use crate::state::{DayBucket, ReceivedState, UserState};
 
@@ -60,6 +61,19 @@ pub fn day_share(
         };
     }
     let burst_engagers = burst_curve(new, kappa) - burst_curve(engager_base, kappa);
+    if model.engager_score && raw > 0.0 {
+        // model 2: a viral post's new engagers are content, a party's are name-drops
+        let mention = raw - bucket.content;
+        let weight = (bucket.content * model.content_burst_weight
+            + mention * model.engager_excess_weight)
+            / raw;
+        return DayShare {
+            regular,
+            excess,
+            engagers: engager_base,
+            burst_engagers: burst_engagers * weight,
+        };
+    }
     DayShare {
         regular,
         excess,
@@ -137,7 +151,7 @@ pub fn day_shares(received: &mut ReceivedState, model: &Model) -> Vec<DayShare> 
         .collect()
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Mass {
     pub fast: f64,
     pub slow: f64,
@@ -147,6 +161,24 @@ pub struct Mass {
     pub effective: f64,
     pub audience: f64,
     pub z: f64,
+    /// Model 2: the share of the engagers' weight selectivity and automation left (1: model 1).
+    pub quality: f64,
+}
+
+impl Default for Mass {
+    fn default() -> Self {
+        Mass {
+            fast: 0.0,
+            slow: 0.0,
+            burst: 0.0,
+            reciprocal_share: 0.0,
+            engagers: 0.0,
+            effective: 0.0,
+            audience: 0.0,
+            z: 0.0,
+            quality: 1.0,
+        }
+    }
 }
 
 impl Mass {
@@ -208,18 +240,31 @@ pub fn read_mass(state: &mut UserState, now: i64, model: &Model) -> Mass {
             engagers += share.burst_engagers * fading;
         }
     }
-    let slow_on_fast_scale = model.slow_floor * slow * model.slow_to_fast;
-    let total = (if fast > slow_on_fast_scale {
-        fast
-    } else {
-        slow_on_fast_scale
-    }) + burst;
     let pair_total = received.pair_total;
     let mut share_reciprocal = 0.0;
     if pair_total > 0.0 && received.pair_reciprocal != 0.0 {
         let s = received.pair_reciprocal / pair_total;
         share_reciprocal = if s < 1.0 { s } else { 1.0 };
     }
+    if model.engager_score {
+        let grace = (tau_now, pauses);
+        let user = (landmark, clock, state.followers);
+        return engager_mass(
+            user,
+            received,
+            now,
+            grace,
+            engagers,
+            share_reciprocal,
+            model,
+        );
+    }
+    let slow_on_fast_scale = model.slow_floor * slow * model.slow_to_fast;
+    let total = (if fast > slow_on_fast_scale {
+        fast
+    } else {
+        slow_on_fast_scale
+    }) + burst;
     let mut effective = total * (1.0 - share_reciprocal * share_reciprocal);
     effective *= engagers / (engagers + model.shrinkage_prior);
     let audience = audience_term(effective, state.followers, model);
@@ -233,7 +278,98 @@ pub fn read_mass(state: &mut UserState, now: i64, model: &Model) -> Mass {
         effective,
         audience,
         z,
+        quality: 1.0,
     }
+}
+
+/// Model 2: raw influence from distinct engagers (scoring/mass.py `_engager_mass` says why).
+fn engager_mass(
+    user: (i64, &GraceClock, Option<i64>),
+    received: &ReceivedState,
+    now: i64,
+    grace: (i64, &[(i64, i64)]),
+    engagers: f64,
+    share_reciprocal: f64,
+    model: &Model,
+) -> Mass {
+    let (tau_now, pauses) = grace;
+    let (landmark, clock, followers) = user;
+    let (fast_rate, slow_rate, burst_rate) = (model.fast_rate, model.slow_rate, model.burst_rate);
+    let (mut fast, mut slow, mut burst) = (0.0, 0.0, 0.0);
+    if received.sealed_engager_fast != 0.0 {
+        fast = received.sealed_engager_fast * (-fast_rate * (tau_now - landmark) as f64).exp();
+        slow = received.sealed_engager_slow * (-slow_rate * (now - landmark) as f64).exp();
+    }
+    if received.sealed_burst_engagers != 0.0 {
+        burst = received.sealed_burst_engagers
+            * (-burst_rate * (now - received.burst_ref) as f64).exp();
+    }
+    let hold = model.engager_hold_days;
+    for (i, bucket) in received.buckets.iter().enumerate() {
+        let share = share_of(received, i, model);
+        let hold_day = bucket.day + hold;
+        let hold_end = hold_day * DAY_MS;
+        if now <= hold_end {
+            fast += share.engagers;
+            slow += share.engagers;
+        } else {
+            let paused = if pauses.is_empty() {
+                clock.folded_paused
+            } else {
+                clock.paused_before(hold_day, pauses)
+            };
+            let tau_end = hold_end - paused * DAY_MS;
+            fast += share.engagers * (-fast_rate * (tau_now - tau_end) as f64).exp();
+            slow += share.engagers * (-slow_rate * (now - hold_end) as f64).exp();
+        }
+        if share.burst_engagers != 0.0 {
+            burst +=
+                share.burst_engagers * (-burst_rate * (now - bucket.day * DAY_MS) as f64).exp();
+        }
+    }
+    let slow_on_fast_scale = model.slow_floor * slow * model.slow_to_fast;
+    let total = (if fast > slow_on_fast_scale {
+        fast
+    } else {
+        slow_on_fast_scale
+    }) + burst;
+    let (mutual, free) = (received.reciprocal_engagers, model.reciprocal_free);
+    let ring_share = if mutual > free {
+        share_reciprocal * (mutual - free) as f64 / mutual as f64
+    } else {
+        0.0
+    };
+    let quality = engager_quality(received);
+    let mut effective = total * (1.0 - ring_share * ring_share);
+    if quality != 1.0 {
+        effective *= quality;
+    }
+    effective *= engagers / (engagers + model.shrinkage_prior);
+    let audience = audience_term(effective, followers, model);
+    let z = effective.ln_1p() + audience;
+    Mass {
+        fast,
+        slow: slow_on_fast_scale,
+        burst,
+        reciprocal_share: ring_share,
+        engagers,
+        effective,
+        audience,
+        z,
+        quality,
+    }
+}
+
+/// Share of the engagers' weight selectivity and automation left (scoring/mass.py).
+pub fn engager_quality(received: &ReceivedState) -> f64 {
+    let removed = received.removed;
+    let lost = removed[0] + removed[2];
+    if lost == 0.0 {
+        return 1.0;
+    }
+    let k = received.kind_mass;
+    let kept = 0.0 + k[0] + k[1] + k[2] + k[3] + removed[1];
+    kept / (kept + lost)
 }
 
 pub fn audience_term(effective: f64, followers: Option<i64>, model: &Model) -> f64 {

@@ -56,6 +56,11 @@ pub struct Model {
     pub minute_bucket_ms: i64,
     pub scale_knots: Vec<f64>,
     pub slow_to_fast: f64,
+    /// Model 2 (scoring/mass.py `_engager_mass`): raw influence from distinct engagers.
+    pub engager_score: bool,
+    pub engager_hold_days: i64,
+    pub reciprocal_free: i64,
+    pub content_burst_weight: f64,
 }
 
 impl Model {

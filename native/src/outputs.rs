@@ -45,6 +45,20 @@ pub fn snapshot_line(out: &mut Vec<u8>, user: &str, s: &Snapshot, model_version:
     windows.close();
     topics(o.field("topics"), &s.topics);
     string(o.field("model_version"), model_version);
+    let mut quality = Object::open(o.field("audience_quality"));
+    float(quality.field("score"), s.quality.0);
+    array(
+        quality.field("reasons"),
+        &s.quality.1,
+        |out, (rule, share)| {
+            let mut reason = Object::open(out);
+            string(reason.field("rule"), rule);
+            float(reason.field("share"), *share);
+            reason.close();
+        },
+    );
+    quality.close();
+    float(o.field("confidence"), s.confidence);
     history_json(o.field("history"), s.history.as_ref(), s.landmark);
     o.close();
     out.push(b'\n');
@@ -105,6 +119,8 @@ mod tests {
             received: true,
             landmark: 0,
             history: None,
+            quality: (87.5, vec![("pair_cap", 0.125)]),
+            confidence: 0.0417,
         };
         let mut out = Vec::new();
         snapshot_line(&mut out, "u\"1", &snapshot, "1.0.0+abc");
@@ -117,6 +133,8 @@ mod tests {
                 r#""24h":{"retweet":1,"quote":0,"reply":2,"mention":0},"#,
                 r#""7d":{"retweet":1,"quote":0,"reply":12,"mention":3}},"#,
                 r#""topics":[{"topic":"higgs","score":55.5}],"model_version":"1.0.0+abc","#,
+                r#""audience_quality":{"score":87.5,"reasons":[{"rule":"pair_cap","share":0.125}]},"#,
+                r#""confidence":0.0417,"#,
                 r#""history":{"daily":{"start":null,"scores":[]},"changes":[]}}"#,
                 "\n"
             )

@@ -1,6 +1,7 @@
 //! The target's side of an engagement (scoring/receiving.py): order-independent sums only.
 
 use crate::acting::Engagement;
+use crate::clock::GraceClock;
 use crate::mass::{burst_curve, day_shares};
 use crate::model::{floor_div, Model, DAY_MS, NO_DAY};
 use crate::state::Id;
@@ -112,7 +113,7 @@ fn add_pair(
                     reciprocal: false,
                 },
             );
-            count_new_engager(received, day, 1);
+            count_new_engager(received, &mut state.clock, state.landmark, day, 1, model);
         }
         // Python keeps adding to an entry the cap just evicted; its mass then only reaches
         // the reciprocal sum, never the map
@@ -128,6 +129,7 @@ fn add_pair(
             finish_pair(
                 &mut pair,
                 &mut received.pair_reciprocal,
+                &mut received.reciprocal_engagers,
                 amount,
                 engaged_back,
             );
@@ -138,26 +140,46 @@ fn add_pair(
         if day < pair.first_day {
             let old = pair.first_day;
             pair.first_day = day;
-            count_new_engager(received, old, -1);
-            count_new_engager(received, day, 1);
+            count_new_engager(received, &mut state.clock, state.landmark, old, -1, model);
+            count_new_engager(received, &mut state.clock, state.landmark, day, 1, model);
         }
     }
     let (pairs, reciprocal) = (&mut received.in_pairs, &mut received.pair_reciprocal);
     let pair = pairs.get_mut(actor).expect("present");
-    finish_pair(pair, reciprocal, amount, engaged_back);
+    finish_pair(
+        pair,
+        reciprocal,
+        &mut received.reciprocal_engagers,
+        amount,
+        engaged_back,
+    );
 }
 
-fn finish_pair(pair: &mut InPair, reciprocal_sum: &mut f64, amount: f64, engaged_back: bool) {
+fn finish_pair(
+    pair: &mut InPair,
+    reciprocal_sum: &mut f64,
+    mutual: &mut i64,
+    amount: f64,
+    engaged_back: bool,
+) {
     pair.mass += amount;
     if pair.reciprocal {
         *reciprocal_sum += amount;
     } else if engaged_back {
         pair.reciprocal = true;
         *reciprocal_sum += pair.mass;
+        *mutual += 1;
     }
 }
 
-fn count_new_engager(received: &mut ReceivedState, day: i64, delta: i64) {
+fn count_new_engager(
+    received: &mut ReceivedState,
+    clock: &mut GraceClock,
+    landmark: i64,
+    day: i64,
+    delta: i64,
+    model: &Model,
+) {
     let buckets = &mut received.buckets;
     if let Some(last) = buckets.last_mut() {
         if last.day == day {
@@ -180,6 +202,40 @@ fn count_new_engager(received: &mut ReceivedState, day: i64, delta: i64) {
         }
     }
     received.sealed_engagers += delta as f64;
+    if model.engager_score {
+        let has_runs = !clock.runs.is_empty();
+        if has_runs {
+            let until = day + model.engager_hold_days;
+            clock.prepare_pauses(until, model.grace_days, model.grace_renew_days);
+        }
+        let pauses: &[(i64, i64)] = if has_runs { clock.pauses() } else { &[] };
+        seal_engagers(received, clock, pauses, landmark, day, delta as f64, model);
+    }
+}
+
+/// Folds a day's engagers into model 2's sums, valued from the end of their hold
+/// (scoring/receiving.py `_seal_engagers`).
+fn seal_engagers(
+    received: &mut ReceivedState,
+    clock: &GraceClock,
+    pauses: &[(i64, i64)],
+    landmark: i64,
+    day: i64,
+    engagers: f64,
+    model: &Model,
+) {
+    let hold_day = day + model.engager_hold_days;
+    let hold_end = hold_day * DAY_MS;
+    let paused = if pauses.is_empty() {
+        clock.folded_paused
+    } else {
+        clock.paused_before(hold_day, pauses)
+    };
+    let tau_end = hold_end - paused * DAY_MS;
+    received.sealed_engager_fast +=
+        engagers * (model.fast_rate * (tau_end - landmark) as f64).exp();
+    received.sealed_engager_slow +=
+        engagers * (model.slow_rate * (hold_end - landmark) as f64).exp();
 }
 
 fn evict_in_pairs(received: &mut ReceivedState, keep: usize) {
@@ -267,6 +323,21 @@ fn seal_old_days(state: &mut UserState, last_day: i64, model: &Model) {
             .history
             .extend([bucket.day as f64, bucket.raw, bucket.new_engagers as f64]);
         sealed += 1;
+    }
+    if model.engager_score && sealed > 0 {
+        let days: Vec<(i64, f64)> = received.buckets[..sealed]
+            .iter()
+            .zip(shares.iter())
+            .map(|(b, s)| (b.day, s.engagers))
+            .collect();
+        if has_runs {
+            let until = last_day + model.engager_hold_days;
+            clock.prepare_pauses(until, model.grace_days, model.grace_renew_days);
+        }
+        let pauses: &[(i64, i64)] = if has_runs { clock.pauses() } else { &[] };
+        for (day, engagers) in days {
+            seal_engagers(received, clock, pauses, landmark, day, engagers, model);
+        }
     }
     received.buckets.drain(..sealed);
     received.shares = None;

@@ -41,8 +41,12 @@ fn z_of(
     followers: Option<i64>,
     model: &Model,
     shrink: bool,
+    quality: f64,
 ) -> f64 {
     let mut effective = total * (1.0 - share * share);
+    if quality != 1.0 {
+        effective *= quality;
+    }
     if shrink {
         effective *= engagers / (engagers + model.shrinkage_prior);
     }
@@ -87,20 +91,51 @@ pub fn reasons(
     }
     let (regular, burst) = (mass.regular(), mass.burst);
     let (share, engagers, followers) = (mass.reciprocal_share, mass.engagers, state.followers);
+    let quality = mass.quality;
     let mut without = vec![(
         "new_account",
-        z_of(regular + burst, share, engagers, followers, model, false),
+        z_of(
+            regular + burst,
+            share,
+            engagers,
+            followers,
+            model,
+            false,
+            quality,
+        ),
     )];
     if burst != 0.0 {
         without.push((
             "burst",
-            z_of(regular, share, engagers, followers, model, true),
+            z_of(regular, share, engagers, followers, model, true, quality),
         ));
     }
     if share != 0.0 {
         without.push((
             "reciprocity",
-            z_of(regular + burst, 0.0, engagers, followers, model, true),
+            z_of(
+                regular + burst,
+                0.0,
+                engagers,
+                followers,
+                model,
+                true,
+                quality,
+            ),
+        ));
+    }
+    if quality != 1.0 {
+        without.push((
+            "automation",
+            z_of(
+                regular + burst,
+                share,
+                engagers,
+                followers,
+                model,
+                true,
+                1.0,
+            ),
         ));
     }
     for (code, z_without) in without {

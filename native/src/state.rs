@@ -100,6 +100,10 @@ pub struct ReceivedState {
     pub counts: [i64; 4],
     pub windows: [Vec<WindowBucket>; 3],
     pub evicted: Bloom,
+    /// Model 2's folded engagers, forward-decayed from the end of their hold.
+    pub sealed_engager_fast: f64,
+    pub sealed_engager_slow: f64,
+    pub reciprocal_engagers: i64,
     pub shares: Option<Box<ShareCache>>,
     /// The user's score history (history.rs; `UserState.history` in Python). Here, not in
     /// `UserState`, which stays at 160 bytes: only a user who received engagement has a score
@@ -126,6 +130,9 @@ impl ReceivedState {
             counts: [0; 4],
             windows: [Vec::new(), Vec::new(), Vec::new()],
             evicted: Bloom::default(),
+            sealed_engager_fast: 0.0,
+            sealed_engager_slow: 0.0,
+            reciprocal_engagers: 0,
             shares: None,
             score_history: None,
         }

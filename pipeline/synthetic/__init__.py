@@ -15,6 +15,12 @@ sets chosen preferentially by follower count, favourite hashtags from a Zipf voc
 - ``viral_retweet``: a topic earned by one viral retweet vs. a real topical author (§8).
 - ``new_account``: an established account vs. a new, barely used one (§6, shrinkage).
 
+Adversaries a model version must also hold down (model 2's work, docs/model.md):
+
+- ``slow_ring``: a ring retweeting once a day, under the burst and automation rules (§3).
+- ``follow_train``: a clique of mutual name-drops, each pair about once (§3).
+- ``engagement_pod``: real authors who also retweet each other daily (§3).
+
 ``registry.SCENARIOS`` maps the names ``GeneratorConfig.scenarios`` and ``--scenario`` accept
 to them; ``stream.generate`` merges the background and the chosen scenarios into one sorted
 stream. A scenario is reproducible on its own: randomness comes only from the

@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from pipeline.synthetic import new_account, party, ring, vacation, viral_retweet
+from pipeline.synthetic import (
+    engagement_pod,
+    follow_train,
+    new_account,
+    party,
+    ring,
+    slow_ring,
+    vacation,
+    viral_retweet,
+)
 from pipeline.synthetic.placement import Scenario
 
 __all__ = ["SCENARIOS", "scenario"]
@@ -24,6 +33,9 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
             vacation.SCENARIO,
             viral_retweet.SCENARIO,
             new_account.SCENARIO,
+            slow_ring.SCENARIO,
+            follow_train.SCENARIO,
+            engagement_pod.SCENARIO,
         )
     }
 )

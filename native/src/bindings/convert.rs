@@ -68,6 +68,10 @@ pub fn model_from_py(obj: &Bound<PyAny>) -> PyResult<Model> {
             minute_bucket_ms,
             scale_knots,
             slow_to_fast,
+            engager_score,
+            engager_hold_days,
+            reciprocal_free,
+            content_burst_weight,
         }
     ))
 }

@@ -251,6 +251,9 @@ impl NativeEngine {
         Vec<(String, f64)>,
         i64,
         Option<HistoryRow>,
+        f64,
+        Vec<(&'static str, f64)>,
+        f64,
     )> {
         let mut users: Vec<Id> = self.engine.order.clone();
         users.sort_unstable();
@@ -268,6 +271,9 @@ impl NativeEngine {
                     s.topics,
                     s.landmark,
                     s.history.as_ref().map(row_parts),
+                    s.quality.0,
+                    s.quality.1,
+                    s.confidence,
                 ))
             })
             .collect()

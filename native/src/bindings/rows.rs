@@ -44,6 +44,18 @@ pub fn state_row<'py>(state: &UserState, py: Python<'py>) -> PyResult<Bound<'py,
         None => py.None().into_bound(py),
         Some(r) => received_row(py, r)?.into_any(),
     };
+    let engagers = match &state.received {
+        None => py.None().into_bound(py),
+        Some(r) => PyList::new(
+            py,
+            [
+                r.sealed_engager_fast.into_bound_py_any(py)?,
+                r.sealed_engager_slow.into_bound_py_any(py)?,
+                r.reciprocal_engagers.into_bound_py_any(py)?,
+            ],
+        )?
+        .into_any(),
+    };
     let topics = PyDict::new(py);
     for (tag, t) in &state.topics {
         let tweets = PyDict::new(py);
@@ -84,6 +96,7 @@ pub fn state_row<'py>(state: &UserState, py: Python<'py>) -> PyResult<Bound<'py,
                 .and_then(|r| r.score_history.as_deref())
                 .map(row_parts)
                 .into_bound_py_any(py)?,
+            engagers,
         ],
     )
 }

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import HIGGS
+
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 CLASSIFIER = "Programming Language :: Python :: "
@@ -123,6 +125,7 @@ def _environment(venv: Path, version: tuple[int, ...]) -> dict[str, str]:
     env["VIRTUAL_ENV"] = str(venv)
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["CARGO_TARGET_DIR"] = str(REPO / "native" / "target" / f"py{_dotted(version)}")
+    env["INFLUENCE_HIGGS"] = str(HIGGS)  # the copy has no ../shared beside it
     return env
 
 

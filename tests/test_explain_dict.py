@@ -7,6 +7,8 @@ explain reply (docs/openapi.yaml) gives ``{"code": ..., "points": ...}``.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import orjson
 
 from scoring.explain import Contributor, Explanation
@@ -53,5 +55,5 @@ def test_every_other_field_is_asdict_s() -> None:
     }  # fmt: skip
     assert (body["score"], body["mass"], body["effective_mass"]) == (42.5, 1.25, 3.0)
     assert body["top_contributors"] == ({"user": "alice", "mass": 1.5, "reciprocal": True},)
-    assert body["topics"][0]["topic"] == "higgs" and body["topics"][0]["share"] == 0.6
+    assert body["topics"] == ({**asdict(EVIDENCE), "topic": "higgs", "share": 0.6},)
     assert body["kind_sums"] == {"retweets": 2.0} and body["windows"] == {"retweets": {"1h": 2}}

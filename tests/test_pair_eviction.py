@@ -1,9 +1,12 @@
-"""The cap on a user's engagers (scoring/receiving.py): past ``max_in_pairs`` plus a quarter,
-the heaviest ``max_in_pairs`` stay and the rest go into the Bloom filter, so an evicted engager
-who comes back is not counted as new again.
+"""The caps on a user's pairs: past the cap plus a quarter, the heaviest stay.
 
-The bundled model keeps 2,048 engagers, more than any hand-built stream reaches; the rule and
-parity tests therefore never evict, and these run with a cap of 4.
+Engagers (scoring/receiving.py, ``max_in_pairs``): the evicted go into the Bloom filter, so an
+evicted engager who comes back is not counted as new again. Engaged users (scoring/acting.py,
+``max_out_pairs``): an evicted one is engaged as if for the first time, without the pair
+discount.
+
+The bundled model keeps 2,048 engagers and 128 engaged users, more than any hand-built stream
+reaches; the rule and parity tests therefore never evict, and these run with caps of 4.
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ from dataclasses import replace
 
 import pytest
 
-from scoring import Model, UserState, apply_engagement, new_user_state
+from scoring import Model, UserState, apply_action, apply_engagement, new_user_state
 from scoring.clock import NO_DAY
 from scoring.events import ENGAGEMENT_KIND_INDEX, Engagement
 from scoring.model import DAY_MS, HOUR_MS
 from scoring.sketch import might_contain
-from tests.conftest import T0
+from tests.conftest import T0, Events
 
 KEEP = 4
 """Evicts at the sixth engager (4 + 4 // 4 = 5 may be held), back down to 4."""
@@ -27,7 +30,7 @@ WEIGHTS = {"a": 5.0, "b": 4.0, "c": 3.0, "e": 2.0, "d": 2.0, "f": 1.0}
 
 @pytest.fixture
 def capped(model: Model) -> Model:
-    return replace(model, max_in_pairs=KEEP)
+    return replace(model, max_in_pairs=KEEP, max_out_pairs=KEEP)
 
 
 def _engage(state: UserState, actor: str, weight: float, model: Model, i: int) -> None:
@@ -87,3 +90,21 @@ def test_the_totals_keep_what_evicted_engagers_gave(capped: Model, model: Model)
     assert capped_state.received is not None and uncapped_state.received is not None
     assert capped_state.received.buckets[-1].raw == uncapped_state.received.buckets[-1].raw
     assert capped_state.received.pair_total == uncapped_state.received.pair_total
+
+
+def test_the_most_engaged_users_stay_engaged(capped: Model, ev: Events) -> None:
+    """t1..t5 retweeted 5, 4, 3, 2 and 1 times; the sixth target evicts down to the four most
+    engaged. Engaging one of them again is discounted as a repeat; engaging t5 is not."""
+    state = new_user_state(T0)
+    hour = 0.0
+    for target, times in (("t1", 5), ("t2", 4), ("t3", 3), ("t4", 2), ("t5", 1), ("t6", 1)):
+        for _ in range(times):
+            hour += 1.0  # an hour apart: no automation discount
+            apply_action(state, ev("retweet", "fan", target, hour=hour), capped)
+    assert state.acting is not None
+    assert list(state.acting.out_pairs) == ["t1", "t2", "t3", "t4"]
+    again = apply_action(state, ev("retweet", "fan", "t4", hour=hour + 1), capped).engagement
+    forgotten = apply_action(state, ev("retweet", "fan", "t5", hour=hour + 2), capped).engagement
+    assert again is not None and forgotten is not None
+    assert again.pair < 1.0
+    assert forgotten.pair == 1.0

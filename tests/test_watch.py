@@ -74,13 +74,19 @@ def test_a_consistent_state_gives_nothing(model: Model) -> None:
     assert STAR in watch.users
 
 
-def test_a_fall_smaller_than_the_threshold_is_not_published(model: Model) -> None:
-    state = _star(model)
+def test_a_fall_is_published_from_the_threshold_on(model: Model) -> None:
+    """Half the threshold is not published; exactly the threshold is, as `detect_change` has
+    it ("moved by the threshold or more")."""
     boundary = T0 + 5 * DAY_MS
-    fallen = score_of(read_mass(state, boundary, model), model)
-    state.published = fallen + model.change_threshold / 2
-    assert _watching(STAR).resume(boundary + HOUR_MS, {STAR: state}.get, model) == []
-    assert state.published == fallen + model.change_threshold / 2
+    small, exact = _star(model), _star(model)
+    fallen = score_of(read_mass(small, boundary, model), model)
+    small.published = fallen + model.change_threshold / 2
+    exact.published = fallen + model.change_threshold
+    assert exact.published - model.change_threshold == fallen  # exact in binary here
+    states = {"small": small, "exact": exact}
+    out = _watching("small", "exact").resume(boundary + HOUR_MS, states.get, model)
+    assert [(change.user, change.score) for change, _ in out] == [("exact", fallen)]
+    assert small.published == fallen + model.change_threshold / 2
 
 
 def test_a_score_above_the_stored_one_is_no_fall(model: Model) -> None:
@@ -89,8 +95,9 @@ def test_a_score_above_the_stored_one_is_no_fall(model: Model) -> None:
     state = _star(model)
     boundary = T0 + 5 * DAY_MS
     fallen = score_of(read_mass(state, boundary, model), model)
-    state.published = fallen - 5 * model.change_threshold
-    assert _watching(STAR).resume(boundary + HOUR_MS, {STAR: state}.get, model) == []
+    for below in (5 * model.change_threshold, model.change_threshold):
+        state.published = fallen - below
+        assert _watching(STAR).resume(boundary + HOUR_MS, {STAR: state}.get, model) == []
 
 
 def test_users_active_today_unpublished_or_gone_are_skipped(model: Model) -> None:
@@ -99,11 +106,14 @@ def test_users_active_today_unpublished_or_gone_are_skipped(model: Model) -> Non
     quiet = _star(model)
     quiet.published = None  # never published: no change to lose
     states = {"active": active, "quiet": quiet}
-    watch = _watching("active", "gone", "quiet")
+    watch = _watching("gone", "quiet", "active")
     assert watch.resume(ts, states.get, model) == []
-    assert list(watch.users) == ["active", "quiet"]  # the unknown user is dropped
+    assert list(watch.users) == ["quiet", "active"]  # the unknown user is dropped
     later = T0 + 5 * DAY_MS + HOUR_MS
-    assert watch.resume(later, states.get, model)[0][0].user == "active"
+    lost = _star(model)  # after users that are skipped: still re-checked
+    states["lost"] = lost
+    watch = _watching("gone", "quiet", "lost")
+    assert [change.user for change, _ in watch.resume(later, states.get, model)] == ["lost"]
     assert quiet.published is None
 
 

@@ -12,9 +12,13 @@ not abi3), and an editable install puts it beside the sources, which is where th
 read ``scoring/`` and ``pipeline/`` as files look; the copy keeps that out of the checkout.
 Why not ``--no-deps`` into a shared environment: the dependencies differ per version (compiled
 wheels such as orjson, numpy and rocksdict exist per interpreter), so each version resolves its
-own; pip's cache makes that a matter of seconds after the first run. Cargo's output is kept per
-version under ``native/target/py3.X`` (git-ignored): a second run with unchanged Rust compiles
-nothing.
+own; pip's cache makes that a matter of seconds after the first run.
+
+Why not a fresh temporary directory each run: cargo rebuilds PyO3 and the crate (with fat LTO,
+minutes) whenever the interpreter's path or the crate's path changes. The copy, the venv and
+cargo's output therefore live at fixed paths under ``native/target/pyversions/3.X/`` (cargo's
+own git-ignored cache; ``cargo clean`` removes it). The venv is still made afresh and the copy
+refreshed every run, so the install is tested each time; only unchanged Rust is not recompiled.
 
 A missing interpreter fails, never skips: set ``INFLUENCE_PYTHON_3_12`` (and so on) to its path,
 or install it with pyenv. Deselect with ``-m "not pyversions"``.
@@ -56,6 +60,8 @@ EXTRAS = ".[kafka,test]"
 INSTALL_TIMEOUT_S = 1800
 """A first build compiles the Rust core with fat LTO per version: minutes on a loaded machine."""
 SUITE_TIMEOUT_S = 1200
+CACHE = REPO / "native" / "target" / "pyversions"
+"""Per version: ``src`` (the copy), ``venv`` and ``cargo`` (its target dir), at fixed paths."""
 
 
 def _dotted(version: tuple[int, ...]) -> str:
@@ -119,12 +125,12 @@ def _run(command: list[str], cwd: Path, env: dict[str, str], timeout: int, what:
     return output
 
 
-def _environment(venv: Path, version: tuple[int, ...]) -> dict[str, str]:
+def _environment(venv: Path, cargo_target: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env["CARGO_TARGET_DIR"] = str(REPO / "native" / "target" / f"py{_dotted(version)}")
+    env["CARGO_TARGET_DIR"] = str(cargo_target)
     env["INFLUENCE_HIGGS"] = str(HIGGS)  # the copy has no ../shared beside it
     return env
 
@@ -141,7 +147,7 @@ def test_the_declared_versions_are_consistent() -> None:
 @pytest.mark.slow
 @pytest.mark.pyversions
 @pytest.mark.parametrize("version", OTHERS, ids=_dotted)
-def test_quick_suite_passes_on(version: tuple[int, ...], tmp_path: Path) -> None:
+def test_quick_suite_passes_on(version: tuple[int, ...]) -> None:
     python = find_python(version)
     if python is None:
         pytest.fail(
@@ -151,10 +157,13 @@ def test_quick_suite_passes_on(version: tuple[int, ...], tmp_path: Path) -> None
             pytrace=False,
         )
     started = time.monotonic()
-    source, venv = tmp_path / "src", tmp_path / "venv"
-    _copy_tree(source)
-    env = _environment(venv, version)
-    _run([python, "-m", "venv", str(venv)], tmp_path, env, 300, "creating the venv")
+    home = CACHE / _dotted(version)
+    source, venv = home / "src", home / "venv"
+    for stale in (source, venv):
+        shutil.rmtree(stale, ignore_errors=True)
+    _copy_tree(source)  # copy2 keeps mtimes: cargo sees unchanged sources as unchanged
+    env = _environment(venv, home / "cargo")
+    _run([python, "-m", "venv", str(venv)], home, env, 300, "creating the venv")
     venv_python = str(venv / "bin" / "python")
     _run(
         [venv_python, "-m", "pip", "install", "-q", "-e", EXTRAS],

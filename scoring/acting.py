@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from scoring.clock import NO_DAY
 from scoring.events import ENGAGEMENT_KIND_INDEX, SOURCE_FOR_KIND, Engagement, Event
+from scoring.fold import left_sum
 from scoring.model import DAY_MS, HOUR_MS, Model
 from scoring.state import (
     ACTION_COUNTERS,
@@ -138,7 +139,7 @@ def _engage_pair(
 
 def _evict_out_pairs(acting: ActingState, keep: int) -> None:
     pairs = acting.out_pairs
-    ranked = sorted([(-sum(counts), user) for user, counts in pairs.items()])  # ids are unique
+    ranked = sorted([(-left_sum(counts), user) for user, counts in pairs.items()])  # ids unique
     acting.out_pairs = {user: pairs[user] for _, user in ranked[:keep]}
 
 

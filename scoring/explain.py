@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from scoring.events import ENGAGEMENT_KINDS
+from scoring.fold import left_sum
 from scoring.mass import read_mass
 from scoring.model import Model
 from scoring.score import Reason, TopicScore, reasons, score_of, topic_scores
@@ -76,7 +77,7 @@ def explain(state: UserState, now: int, model: Model) -> Explanation:
             for user, pair in ranked[: model.top_contributors]
         )
         evidence = topic_evidence(
-            state.topics, sum(received.kind_mass), sum(received.counts), model
+            state.topics, left_sum(received.kind_mass), sum(received.counts), model
         )
     regular = mass.regular
     total = regular + mass.burst

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from scoring.fold import left_sum
 from scoring.model import DAY_MS, Model
 from scoring.shares import DayShare, ShareCache
 from scoring.state import DayBucket, ReceivedState, UserState
@@ -275,7 +276,7 @@ def engager_quality(received: ReceivedState) -> float:
     lost = removed[0] + removed[2]
     if not lost:
         return 1.0
-    kept = sum(received.kind_mass) + removed[1]
+    kept = left_sum(received.kind_mass) + removed[1]
     return kept / (kept + lost)
 
 

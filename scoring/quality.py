@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from scoring.fold import left_sum
 from scoring.mass import Mass
 from scoring.model import Model
 from scoring.state import UserState
@@ -47,7 +48,7 @@ def audience_quality(state: UserState, mass: Mass, model: Model) -> AudienceQual
     received = state.received
     if received is None:
         return PERFECT
-    kept = sum(received.kind_mass)
+    kept = left_sum(received.kind_mass)
     removed = received.removed
     gross = kept + removed[0] + removed[1] + removed[2]
     if gross <= 0.0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from scoring.fold import left_sum
 from scoring.history import record_change
 from scoring.mass import Mass, audience_term, read_mass
 from scoring.model import Model
@@ -87,7 +88,7 @@ def reasons(state: UserState, mass: Mass, model: Model, score: float | None = No
     ranked: list[tuple[float, str, float]] = []
     """(-|points|, code, points): sorts largest first, ties by code."""
     kind_masses = received.kind_mass
-    kind_total = sum(kind_masses)
+    kind_total = left_sum(kind_masses)
     if kind_total > 0.0:
         for code, kind_mass in zip(_KIND_REASONS, kind_masses, strict=True):
             if kind_mass > 0.0:
@@ -123,7 +124,9 @@ def topic_scores(state: UserState, mass: Mass, model: Model) -> list[TopicScore]
     received = state.received
     if received is None or not state.topics:
         return []
-    evidence = topic_evidence(state.topics, sum(received.kind_mass), sum(received.counts), model)
+    evidence = topic_evidence(
+        state.topics, left_sum(received.kind_mass), sum(received.counts), model
+    )
     return [
         TopicScore(e.topic, to_scale(math.log1p(mass.effective * e.share), model.scale_knots))
         for e in evidence

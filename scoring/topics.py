@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from scoring.fold import left_sum
 from scoring.model import Model
 
 
@@ -123,7 +124,7 @@ def topic_evidence(
     out: list[TopicEvidence] = []
     for tag, stats in topics.items():
         mass = max(0.0, stats.mass - stats.error)
-        tweet_mass = sum(stats.tweets.values())
+        tweet_mass = left_sum(stats.tweets.values())
         top_share = max(stats.tweets.values()) / tweet_mass if tweet_mass > 0 else 1.0
         wilson = wilson_lower_bound(min(stats.count, total_count), total_count, model.wilson_z)
         alpha = model.topic_prior_weight

@@ -103,11 +103,13 @@ class AtLeastOnceConsumer(Consumer):
         after it, nobody can tell): each such partition goes back to where the seek put it,
         or to the first withheld record if that is earlier."""
         assigned = self.assignment()
+        moves: dict[TP, int] = {}
         for tp, offset in self._during.items():
             if tp not in assigned:
                 continue
             target = self._committed_offset.get(tp) or self._rewound.get(tp)
-            await self.seek(tp, offset if target is None else min(target, offset))
+            moves[tp] = offset if target is None else min(target, offset)
+        await self._seek_in_consumer_thread(moves)
 
     async def _rewind_uncommitted(self) -> None:
         """Faust's seek moves only partitions with a committed offset above 0 (aiokafka's
@@ -129,10 +131,17 @@ class AtLeastOnceConsumer(Consumer):
         earliest = await self.earliest_offsets(*unknown) if unknown else {}
         for tp in uncommitted:
             offset = self.start_offsets.get((tp.topic, tp.partition), earliest.get(tp))
-            if offset is None:
-                continue
-            await self.seek(tp, offset)
-            rewound[tp] = offset
+            if offset is not None:
+                rewound[tp] = offset
+        await self._seek_in_consumer_thread(rewound)
+
+    async def _seek_in_consumer_thread(self, moves: dict[TP, int]) -> None:
+        """Faust's `seek` moves aiokafka's fetcher from the event loop's thread while the
+        consumer thread may be iterating its fetched records: under a rebalance on a backlog
+        that raised KeyError in aiokafka's `fetched_records` and crashed the worker's Fetcher
+        (a two-worker SIGTERM test). `seek_wait` runs the seeks on the consumer thread."""
+        if moves:
+            await self.seek_wait(moves)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         seeks = self._seeks

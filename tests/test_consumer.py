@@ -104,12 +104,12 @@ def test_a_batch_that_a_seek_overtook_is_dropped_and_the_seek_repeated(
     async def seek_to_committed(self: object) -> None:
         seeks.append("committed")
 
-    async def seek(self: object, tp: object, offset: int) -> None:
-        seeks.append((tp, offset))
+    async def seek_wait(self: object, partitions: dict[object, int]) -> None:
+        seeks.extend(partitions.items())  # on the consumer thread
 
     monkeypatch.setattr(Consumer, "getmany", fetched)
     monkeypatch.setattr(Consumer, "perform_seek", seek_to_committed)
-    monkeypatch.setattr(Consumer, "seek", seek)
+    monkeypatch.setattr(Consumer, "seek_wait", seek_wait)
     monkeypatch.setattr(Consumer, "_is_changelog_tp", lambda self, tp: False)
     monkeypatch.setattr(Consumer, "assignment", lambda self: {A, B})
     monkeypatch.setattr(Consumer, "earliest_offsets", earliest)
@@ -162,12 +162,12 @@ def test_what_was_delivered_without_a_commit_is_delivered_again_after_a_seek(
     async def seek_to_committed(self: object) -> None:
         seeks.append("committed")
 
-    async def seek(self: object, tp: object, offset: int) -> None:
-        seeks.append((tp, offset))
+    async def seek_wait(self: object, partitions: dict[object, int]) -> None:
+        seeks.extend(partitions.items())  # on the consumer thread
 
     monkeypatch.setattr(Consumer, "getmany", fetched)
     monkeypatch.setattr(Consumer, "perform_seek", seek_to_committed)
-    monkeypatch.setattr(Consumer, "seek", seek)
+    monkeypatch.setattr(Consumer, "seek_wait", seek_wait)
     monkeypatch.setattr(Consumer, "_is_changelog_tp", lambda self, tp: False)
     monkeypatch.setattr(Consumer, "assignment", lambda self: {A, B})
     monkeypatch.setattr(Consumer, "earliest_offsets", earliest)
@@ -240,8 +240,8 @@ def test_records_dropped_inside_fausts_fetch_loop_are_fetched_again(
     async def seek_to_committed(self: object) -> None:
         seeks.append("committed")
 
-    async def seek(self: object, tp: object, offset: int) -> None:
-        seeks.append((tp, offset))
+    async def seek_wait(self: object, partitions: dict[object, int]) -> None:
+        seeks.extend(partitions.items())  # on the consumer thread
 
     async def earliest_of(self: object, *tps: object) -> dict[object, int]:
         seeks.append(("earliest", *tps))
@@ -251,7 +251,7 @@ def test_records_dropped_inside_fausts_fetch_loop_are_fetched_again(
         TopicPartition(topic, 0) for topic in ("retweets", "tweets", "mentions", "changelog")
     )
     monkeypatch.setattr(Consumer, "perform_seek", seek_to_committed)
-    monkeypatch.setattr(Consumer, "seek", seek)
+    monkeypatch.setattr(Consumer, "seek_wait", seek_wait)
     monkeypatch.setattr(Consumer, "earliest_offsets", earliest_of)
     monkeypatch.setattr(Consumer, "_is_changelog_tp", lambda self, tp: tp is log)
     monkeypatch.setattr(Consumer, "assignment", lambda self: [retweets, tweets, mentions, log])
@@ -276,11 +276,11 @@ def test_records_fetched_during_a_seek_are_withheld_and_fetched_again(
         for tp, offset in (("a", 7), ("a", 8), ("log", 3)):
             yield tp, Record(offset)
 
-    async def seek(self: object, tp: object, offset: int) -> None:
-        seeks.append((tp, offset))
+    async def seek_wait(self: object, partitions: dict[object, int]) -> None:
+        seeks.extend(partitions.items())  # on the consumer thread
 
     monkeypatch.setattr(Consumer, "getmany", fetched)
-    monkeypatch.setattr(Consumer, "seek", seek)
+    monkeypatch.setattr(Consumer, "seek_wait", seek_wait)
     monkeypatch.setattr(Consumer, "assignment", lambda self: {"a", "log"})
     monkeypatch.setattr(Consumer, "_is_changelog_tp", lambda self, tp: tp == "log")
     consumer = object.__new__(AtLeastOnceConsumer)

@@ -116,6 +116,11 @@ def decode_forwarded(data: bytes) -> ForwardBundle:
     return ForwardBundle(events, progress)
 
 
+def next_after(tp: Any, last_offset: int) -> int:
+    """The next offset to read when the last one seen is all a reader knows of its position."""
+    return last_offset + 1
+
+
 def forwarders(input_topics: int, partitions: int, destination: int) -> frozenset[Source]:
     """The input partitions that may forward to `destination`: all but its own."""
     return frozenset(
@@ -134,7 +139,7 @@ class Forwarding:
         partitions: int,
         has_more: Callable[[Any, int], bool],
         *,
-        next_offset: Callable[[Any, int], int] = lambda tp, last_offset: last_offset + 1,
+        next_offset: Callable[[Any, int], int] = next_after,
         exactly_once: bool = False,
         max_wait_s: float = float("inf"),
         clock: Callable[[], float] = time.monotonic,
@@ -268,7 +273,7 @@ class Forwarding:
         confirm nothing about them, so every idle claim waits for a fresh read."""
         self.epoch += 1
         for merge in self.merges.values():
-            merge.ends.clear()
+            merge.unconfirm()
 
     def confirm(self, ends: Mapping[Source, int], epoch: int) -> None:
         """End offsets read from the broker since `epoch` began (none taken in meanwhile)."""

@@ -89,6 +89,10 @@ class SourceMerge(Generic[Item]):
         """The sources' end offsets, read from the broker after the held items arrived."""
         self.ends.update(ends)
 
+    def unconfirm(self) -> None:
+        """Items arrived after the last `confirm`: its end offsets say nothing about them."""
+        self.ends.clear()
+
     def is_idle(self, source: Source) -> bool:
         """Idle, and (for a claim with an `end`) nothing appended past it since."""
         known = self.progress.get(source)

@@ -23,7 +23,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, cast
 
 from pipeline.aligner import EventTimeAligner
-from pipeline.forward import FORWARDED, Arrived, Forwarded, Forwarding, InputPayload
+from pipeline.forward import (
+    FORWARDED,
+    Arrived,
+    Forwarded,
+    Forwarding,
+    InputPayload,
+    next_after,
+)
 from pipeline.merge import Progress, Source, SourceMerge, all_sources
 from pipeline.outbox import Output
 from pipeline.steps import Position, Routed, decode_engagements, encode_engagements
@@ -52,7 +59,7 @@ class InputFlow:
         topology: Topology,
         has_more: HasMore,
         clock: Callable[[], float] | None = None,
-        next_offset: NextOffset | None = None,
+        next_offset: NextOffset = next_after,
     ) -> None:
         settings = topology.settings
         names = settings.topics
@@ -66,7 +73,7 @@ class InputFlow:
             has_more,
             exactly_once=self.exactly_once,
             max_wait_s=settings.merge_max_wait_s,
-            next_offset=next_offset or (lambda tp, last_offset: last_offset + 1),
+            next_offset=next_offset,
             **clocked,
         )
         """Inputs read outside their actor's partition, sent on there (`pipeline.forward`)."""

@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterable, MutableMapping, Seque
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.forward import next_after
 from pipeline.ordering import EngagementFlow, HasMore, InputFlow, NextOffset
 from pipeline.outbox import Output
 from pipeline.topology import Scope, Topology
@@ -70,7 +71,7 @@ class Processing:
         topology: Topology,
         has_more: HasMore,
         clock: Callable[[], float] | None = None,
-        next_offset: NextOffset | None = None,
+        next_offset: NextOffset = next_after,
     ) -> None:
         self.topology = topology
         self.inputs = InputFlow(topology, has_more, clock, next_offset)

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from typing import Any, cast
 
 import faust
-from faust.exceptions import NotReady
+from faust.exceptions import NotReady, ProducerSendError
 from faust.streams import Stream
 from faust.types import TP, EventT
 
@@ -227,14 +227,15 @@ class Pipeline:
 
     async def unless_stopping(self, work: Callable[[], Awaitable[None]]) -> None:
         """A timer's work, unless the worker is stopping. A timer that fired as a graceful
-        stop began reached the producer after Faust had stopped it (`NotReady`), and Faust
-        logged the app as crashed; the batch was not acknowledged, so whoever owns its
-        partitions next is delivered it again: handing it off is all there is left to do."""
+        stop began reached the producer after Faust had stopped it (`NotReady`) or while
+        aiokafka closed it (`ProducerSendError` from `ProducerClosed`), and Faust logged the
+        app as crashed; the batch was not acknowledged, so whoever owns its partitions next
+        is delivered it again: handing it off is all there is left to do."""
         if self.app.should_stop:
             return
         try:
             await work()
-        except NotReady:
+        except (NotReady, ProducerSendError):
             if not self.app.should_stop:
                 raise
             log.info("stopping: a timer's batch is left unacknowledged for the next owner")

@@ -183,7 +183,7 @@ class Run:
                 return False
             self.tasks_of(action[1]).ticks(action[2], random.Random(action[3]))
             return True
-        if kind in ("step", "midbatch") and self.live(action[1]):
+        if kind in ("step", "midbatch", "killbatch") and self.live(action[1]):
             self.quiesce(agents=(action[1],))
         elif kind == "steps":
             self.quiesce(agents=tuple(driver.workers))

@@ -224,15 +224,16 @@ class Worker:
         for output in outputs:
             self.driver.produce(output)
         for partition, event in last_of_partition.items():
-            store = self.topology.table  # its store, as `faust_runner.Pipeline.run_batch`
-            records = self.processing.changelog(partition, event, store)
-            if self.dies_writing_users and records and self.data_dir is not None:
+            users: dict[bytes, bytes] = {}
+            records = self.processing.changelog(partition, event, users)
+            self.driver.send_changelog(records)  # the changelog records on the broker first
+            if self.dies_writing_users and records:
                 raise Killed(self.name)
-            self.driver.send_changelog(records)  # then their changelog records
+            store = self.topology.table  # then its store (`faust_runner`)
+            for key, value in users.items():
+                store[key] = value
             if self.data_dir is not None:
                 self.data_dir.persisted[partition] = len(self.driver.changelog[partition])
-            elif self.dies_writing_users and records:
-                raise Killed(self.name)  # without a data dir its store is the changelog
         return True
 
     def ack(self, message: Message) -> None:

@@ -6,14 +6,20 @@ with N partitions, any number of workers in one consumer group, and the faults a
 deployment meets, each a method call: `Worker.rewind` (a redelivery from the committed
 offsets), `Driver.assign` (a rebalance, at any point between two steps, also while inputs
 and engagements are held), `Driver.crash` (a kill -9: nothing more is committed or stored),
-`Driver.start` over the stored users (a restart), `Driver.forget`. Time is the driver's:
-the holds' wall-clock waits run on `Driver.clock`, moved by `Driver.sleep`.
+`Driver.start` over the stored users (a restart; `data_dir=True`: over the worker's own
+RocksDB data dir, kept across its restarts), `Driver.crash_writing_users` (a kill -9 between
+a batch's two writes of its users: the worker's store and the changelog topic),
+`Driver.forget`. Time is the driver's: the holds' wall-clock waits run on `Driver.clock`,
+moved by `Driver.sleep`.
 
 What a broker does for the worker, the driver does the same way: co-partitioned topics
 (partition p of every topic belongs to one worker), per-partition offset order, committed
 offsets that advance over contiguous acknowledgements only, a compacted users changelog that
 is the restored table (`store`: partition → key → value, written when a batch's users are),
-and after an assignment, delivery from the committed offsets again.
+and after an assignment, delivery from the committed offsets again. A worker started with a
+data dir has a store of its own (`DataDir`), as a RocksDB worker restarted on its data dir
+does: it recovers its partitions from the changelog topic (`changelog`, the records in
+order) from the offset it holds up to, and keeps whatever else it held.
 """
 
 from __future__ import annotations
@@ -63,6 +69,19 @@ class Delivered:
     message: Message
 
 
+@dataclass
+class DataDir:
+    """A worker's RocksDB data dir, kept across its restarts: its partitions' users, and per
+    partition the changelog offset they hold up to (Faust recovers from there)."""
+
+    partitions: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
+    persisted: dict[int, int] = field(default_factory=dict)
+
+
+class Killed(Exception):
+    """A kill -9 inside a batch (`Driver.crash_writing_users`)."""
+
+
 class Store(MutableMapping[bytes, bytes]):
     """A worker's view of the users changelog: the partitions it owns (Faust's table)."""
 
@@ -107,11 +126,16 @@ class Worker:
     position: dict[TP, int] = field(default_factory=dict)
     """Next offset to deliver, per owned topic partition."""
     acked: dict[TP, set[int]] = field(default_factory=dict)
+    data_dir: DataDir | None = None
+    """Its own store (RocksDB on a data dir); None: the changelog is its store (memory)."""
+    dies_writing_users: bool = False
+    """Killed between the first and the second write of the next batch's users."""
     processing: Processing = field(init=False)
 
     def __post_init__(self) -> None:
         driver = self.driver
-        store = Store(driver.store, self.owned, driver.settings.partitions)
+        partitions = driver.store if self.data_dir is None else self.data_dir.partitions
+        store = Store(partitions, self.owned, driver.settings.partitions)
         topology = Topology(driver.settings, driver.model, store, CHANGELOG, now_ms=driver.now_ms)
         self.processing = Processing(
             topology, self.has_more, clock=driver.clock, next_offset=self.next_offset
@@ -200,9 +224,16 @@ class Worker:
         for output in outputs:
             self.driver.produce(output)
         for partition, event in last_of_partition.items():
-            store = self.topology.table  # the compacted changelog is the store
-            records = self.processing.changelog(partition, event, store)
-            self.driver.changelog_records += len(records)
+            users: dict[bytes, bytes] = {}
+            records = self.processing.changelog(partition, event, users)
+            self.driver.send_changelog(records)  # the changelog records on the broker first
+            if self.dies_writing_users and records:
+                raise Killed(self.name)
+            store = self.topology.table  # then its store (`faust_runner`)
+            for key, value in users.items():
+                store[key] = value
+            if self.data_dir is not None:
+                self.data_dir.persisted[partition] = len(self.driver.changelog[partition])
         return True
 
     def ack(self, message: Message) -> None:
@@ -244,7 +275,24 @@ class Worker:
         ]
         committed = self.driver.committed
         self.position = {tp: committed.get(tp, 0) for tp in tps}
+        self.recover()
         self.processing.track(tps)
+
+    def recover(self) -> None:
+        """A data dir's table recovery: each owned partition's changelog records from the
+        offset the data dir holds up to; what the data dir held besides stays."""
+        data_dir = self.data_dir
+        if data_dir is None:
+            return
+        for partition in sorted(self.owned):
+            records = self.driver.changelog[partition]
+            users = data_dir.partitions.setdefault(partition, {})
+            for key, value in records[data_dir.persisted.get(partition, 0) :]:
+                if value is None:
+                    users.pop(key, None)
+                else:
+                    users[key] = value
+            data_dir.persisted[partition] = len(records)
 
 
 class Driver:
@@ -257,6 +305,11 @@ class Driver:
         self.committed: dict[TP, int] = {}
         self.store: dict[int, dict[bytes, bytes]] = {}
         """The users changelog, compacted: partition → user key → encoded `Stored`."""
+        self.changelog: list[list[tuple[bytes, bytes | None]]] = [
+            [] for _ in range(self.settings.partitions)
+        ]
+        """The users changelog's records in order, per partition (what a data dir recovers)."""
+        self.data_dirs: dict[str, DataDir] = {}
         self.workers: dict[str, Worker] = {}
         self.now = 0.0
         self.changelog_records = 0
@@ -299,6 +352,18 @@ class Driver:
         records.append(message)
         return message
 
+    def send_changelog(self, records: Iterable[Output]) -> None:
+        """Changelog records on the broker: the compacted topic and its log."""
+        for record in records:
+            assert record.partition is not None and record.key is not None
+            self.changelog[record.partition].append((record.key, record.value))
+            users = self.store.setdefault(record.partition, {})
+            if record.value is None:
+                users.pop(record.key, None)
+            else:
+                users[record.key] = record.value
+            self.changelog_records += 1
+
     def pipe_input(self, event: Event, partition: int | None = None) -> Message:
         """An input on its kind's topic, keyed by its actor, in its actor's partition unless
         `partition` says another (a producer on another partitioner: forwarded)."""
@@ -319,8 +384,11 @@ class Driver:
 
     # the group
 
-    def start(self, name: str) -> Worker:
-        worker = self.workers[name] = Worker(self, name)
+    def start(self, name: str, *, data_dir: bool = False) -> Worker:
+        """A worker joins (not assigned yet); `data_dir`: on its own data dir, the one it had
+        before if it ran here already."""
+        kept = self.data_dirs.setdefault(name, DataDir()) if data_dir else None
+        worker = self.workers[name] = Worker(self, name, data_dir=kept)
         return worker
 
     def assign(self, assignment: dict[str, Iterable[int]]) -> None:
@@ -334,6 +402,21 @@ class Driver:
         """A kill -9: the worker is gone; what it sent and stored stays, what it acknowledged
         since its last commit is delivered again to the next owner."""
         del self.workers[name]
+
+    def crash_writing_users(self, name: str, limit: int | None = None) -> bool:
+        """A kill -9 in the middle of a batch's checkpoint: the worker steps (no commit) until
+        a batch writes users, and dies between the two writes (its store, the changelog
+        topic); False if it ran out of work first (then it dies between two steps)."""
+        worker = self.workers[name]
+        worker.dies_writing_users = True
+        try:
+            while worker.step(limit, commit=False):
+                pass
+            killed = False
+        except Killed:
+            killed = True
+        self.crash(name)
+        return killed
 
     def step(self, limit: int | None = None) -> int:
         return sum(worker.step(limit) for worker in list(self.workers.values()))

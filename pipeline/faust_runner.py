@@ -1,9 +1,10 @@
 """The Faust runner of the topology: feeds it Faust's batches and carries out its steps.
 
 A `Batch` (`pipeline.processing`) runs under one lock per worker: the topology's handlers,
-its outbox sent, one producer flush, each changed user written to the table once and its
-changelog record sent, another flush; an `Ack` acknowledges on the agent's stream; a `Pause`
-lets the event loop run. Every private Faust name is reached through `pipeline.faust_compat`.
+its outbox sent, one producer flush, each changed user's changelog record sent, another
+flush, then each changed user written to the table's store once; an `Ack` acknowledges on
+the agent's stream; a `Pause` lets the event loop run. Every private Faust name is reached
+through `pipeline.faust_compat`.
 """
 
 from __future__ import annotations
@@ -201,15 +202,25 @@ class Pipeline:
             await self.app.producer.flush()
             self.metrics.produced()
             last_sent: dict[int, Awaitable[Any]] = {}
+            changed: list[tuple[Any, dict[bytes, bytes]]] = []
             for partition, event in last_of_partition.items():
-                with as_current(event):  # Faust's store of the partition (RocksDB)
-                    records = processing.changelog(partition, event, store_of(self.table))
-                for record in records:
+                users: dict[bytes, bytes] = {}
+                for record in processing.changelog(partition, event, users):
                     last_sent[partition] = await self.send(record)
+                changed.append((event, users))
             # The changelog records too, before the batch is acknowledged: a rebalance right
             # after it recovers the table from the changelog, and a record still in the
             # producer's buffer then would leave an older one in the table.
             await self.app.producer.flush()
+            # Only then the store: written first, a kill -9 during that flush left a RocksDB
+            # data dir ahead of the changelog, and the worker restarted on it skipped the
+            # redelivered messages as seen, so those users never reached the changelog that
+            # every other owner recovers from (users missing after a kill under load).
+            for event, users in changed:
+                with as_current(event):  # Faust's store of the partition (RocksDB)
+                    store = store_of(self.table)
+                    for key, value in users.items():  # not `update`: its `data` is no store
+                        store[key] = value
             for sent in last_sent.values():
                 persist_changelog_offset(self.app, self.table, await sent)
         return True

@@ -11,12 +11,13 @@ user's whole state is local to one partition.
 The processing itself is plain synchronous code (`pipeline.topology`, `pipeline.ordering`,
 `pipeline.processing`), which the in-process driver (`pipeline.driver`) runs too. This module
 only feeds it Faust's batches and carries out its steps: a `Batch` runs under one lock per
-worker (the handlers, then its outbox sent, one producer flush, each changed user written to
-the table once and its changelog record sent, another flush); an `Ack` acknowledges on the
-agent's stream. Per-event changelog writes were what held an untuned Faust app to a few
-hundred events per second; and since a user's record is written only after the outputs it
-implies are acknowledged, a crash can lose a state write (the events are redelivered and
-re-applied) but never an engagement or a score event that the state claims was sent.
+worker (the handlers, then its outbox sent, one producer flush, each changed user's changelog
+record sent, another flush, then each changed user written to the table's store once); an
+`Ack` acknowledges on the agent's stream. Per-event changelog writes were what held an
+untuned Faust app to a few hundred events per second; and since a user's record is written
+only after the outputs it implies are acknowledged, a crash can lose a state write (the
+events are redelivered and re-applied) but never an engagement or a score event that the
+state claims was sent.
 Every private Faust name is reached through `pipeline.faust_compat` (and `pipeline.consumer`).
 """
 

@@ -9,8 +9,11 @@ nothing was done and the next owner is delivered those messages again.
 
 A runner does a `Batch` as the checkpoint of docs/reliability.md orders it: `apply` (the
 topology's handlers, then the batch's engagements, forwards and progress in the outbox) →
-send the outbox → flush → `changelog` (each changed user written once, its record sent) →
-flush → the following `Ack` step acknowledges the inputs.
+send the outbox → flush → `changelog` (each changed user's record sent) → flush → each
+changed user written to the store once → the following `Ack` step acknowledges the inputs.
+The store comes after the changelog: a store ahead of it (a kill -9 in between, a RocksDB
+worker restarted on its data dir) would take the redelivered messages for seen and never
+write their users to the changelog.
 """
 
 from __future__ import annotations
@@ -160,6 +163,9 @@ class Processing:
     def changelog(
         self, partition: int, event: Any, store: MutableMapping[bytes, bytes]
     ) -> list[Output]:
+        """The partition's changed users written to `store` (the runners give an empty dict
+        and write the table's store from it once the records are on the broker), as the
+        changelog records to send."""
         return self.topology.changelog(partition, store, event)
 
     # partitions moving

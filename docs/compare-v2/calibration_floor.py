@@ -85,7 +85,9 @@ def main() -> None:
     args = parser.parse_args()
     v1, v2 = load_model("v1"), load_model("v2")
     s1, z, levels = both(args.reference, v1, v2)
-    print(f"{args.reference}: {len(s1):,} users")
+    ranks = [np.argsort(np.argsort(x, kind="stable"), kind="stable") for x in (s1, z)]
+    spearman = np.corrcoef(ranks[0], ranks[1])[0, 1]
+    print(f"{args.reference}: {len(s1):,} users, Spearman of v1's score and v2's z {spearman:.3f}")
     print(line("bundled v2 scale", np.array([to_scale(x, v2.scale_knots) for x in z]) - s1))
     for count in (101, 1001, 10001):
         knots = matched_knots(levels, list(z), count)
@@ -95,6 +97,8 @@ def main() -> None:
     steps, values = most_within(s1, z, args.within)
     fitted = values[np.searchsorted(steps, z, side="right") - 1]
     print(line(f"most users within {args.within} (any monotone map)", fitted - s1))
+    share = np.mean(np.abs(fitted - s1) <= args.within + 1e-9)
+    print(f"  at most {100 * share:.1f} % of users can be within {args.within} points")
     print(f"  that map takes {len(set(values))} distinct scores; deciles v1 / map:")
     for scores in (s1, fitted):
         print("   ", [round(float(q), 1) for q in statistics.quantiles(scores, n=10)])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline.replay import replay
 from scoring import Model, parse_model, read_mass
+from scoring.model import BUNDLED_MODELS, bundled_model_text
 from scoring.scale import fit_knots
 
 KNOTS = 1001
@@ -40,11 +41,12 @@ def with_knots(model_text: str, knots: list[float], note: str) -> str:
 
 
 def read_model_text(path: str | None) -> str:
-    """A model file's text; the bundled v1 without a path."""
+    """A model file's text: a bundled version by name (v1, v2) or the default without a path,
+    as `scoring.load_model` reads them."""
     if path is None:
-        from importlib import resources
-
-        return resources.files("scoring").joinpath("models/v1.toml").read_text("utf-8")
+        return bundled_model_text()
+    if path in BUNDLED_MODELS and not Path(path).exists():
+        return bundled_model_text(path)
     return Path(path).read_text("utf-8")
 
 

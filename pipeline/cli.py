@@ -252,7 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help="evaluate decay at this event time (ms or ISO-8601)",
     )
-    replay.add_argument("--model", metavar="FILE", help="model file (default: bundled v1)")
+    replay.add_argument(
+        "--model",
+        metavar="FILE",
+        help="model file, or a bundled version by name: v1, v2 (default: v2)",
+    )
     replay.add_argument(
         "--top",
         type=int,
@@ -304,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     cal = commands.add_parser("calibrate", help="fit the 1-100 scale of a model on a stream")
     cal.add_argument("inputs", nargs="+", metavar="INPUT")
     cal.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
-    cal.add_argument("--model", metavar="FILE", help="base model (default: bundled v1)")
+    cal.add_argument(
+        "--model", metavar="FILE", help="base model file or bundled name (default: v2)"
+    )
     cal.add_argument("--format", choices=("auto", "jsonl", "higgs"), default="auto")
     cal.add_argument(
         "--match",
@@ -317,7 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser(
         "worker", help="run a Faust worker (Kafka from KAFKA_BOOTSTRAP_SERVERS, INFLUENCE_*)"
     )
-    worker.add_argument("--model", metavar="FILE", help="model file (default: bundled v1)")
+    worker.add_argument(
+        "--model",
+        metavar="FILE",
+        help="model file, or a bundled version by name: v1, v2 (default: v2)",
+    )
     worker.add_argument("--app-id", help="consumer group / state namespace")
     worker.add_argument("--web-port", type=int, help="port of this worker's web server")
     worker.add_argument(

@@ -144,7 +144,8 @@ def score_event_id(change: ScoreChange, cause_id: str) -> str:
 
 
 def score_change_json(change: ScoreChange, cause_id: str, model_version: str) -> bytes:
-    """The score-change event of INTERFACES.md."""
+    """The score-change event of INTERFACES.md (schemas/influence.score.changed.v1.json)."""
+    quality = change.audience_quality
     return orjson.dumps(
         {
             "type": SCORE_EVENT_TYPE,
@@ -157,6 +158,11 @@ def score_change_json(change: ScoreChange, cause_id: str, model_version: str) ->
             "cause": change.cause,
             "reasons": [{"code": r.code, "points": r.points} for r in change.reasons],
             "topics": [{"topic": t.topic, "score": t.score} for t in change.topics],
+            "audience_quality": {
+                "score": quality.score,
+                "reasons": [{"rule": r.rule, "share": r.share} for r in quality.reasons],
+            },
+            "confidence": change.confidence,
         }
     )
 

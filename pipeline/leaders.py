@@ -287,7 +287,9 @@ def _keep(board: Board, user: str, copy: UserState) -> None:
 
 def kernel(state: UserState) -> UserState:
     """A copy of what `read_mass`, `score_of` and `topic_scores` read of `state` (the same
-    floats), without its pairs, windows and actions, and sharing nothing the steps mutate."""
+    floats), without its pairs, windows and actions, and sharing nothing the steps mutate.
+    Under every model version: model 2 also reads the engager sums, the reciprocal engagers
+    and what the discounts removed (`tests/test_leaders.py` checks each bundled version)."""
     r = state.received
     assert r is not None
     c = state.clock
@@ -306,7 +308,11 @@ def kernel(state: UserState) -> UserState:
         pair_total=r.pair_total,
         pair_reciprocal=r.pair_reciprocal,
         kind_mass=list(r.kind_mass),
+        removed=list(r.removed),
         counts=list(r.counts),
+        sealed_engager_fast=r.sealed_engager_fast,
+        sealed_engager_slow=r.sealed_engager_slow,
+        reciprocal_engagers=r.reciprocal_engagers,
     )
     topics = {
         tag: TopicStats(

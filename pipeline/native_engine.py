@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pipeline.engine import Emitted, Engine, EngineStats
 from scoring import Event, Model, Reason, ScoreChange, TopicScore, UserState
+from scoring.quality import AudienceQuality, QualityReason
 from scoring.state import state_from_row
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class NativeEngine:
         native = _native_module()
         self.model = model
         self._core: _native.NativeEngine = native.NativeEngine(
-            model, Emitted, ScoreChange, Reason, TopicScore
+            model, Emitted, ScoreChange, Reason, TopicScore, AudienceQuality, QualityReason
         )
         self.states: Mapping[str, UserState] = NativeStates(self._core)
         self.process_json = self._core.process_json

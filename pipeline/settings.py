@@ -83,7 +83,7 @@ class Settings:
     Kubernetes: the pod's stable DNS name, e.g. ``$(POD_NAME).influence-worker``."""
     web_port: int = 6066
     model_path: str | None = None
-    """Model file; the bundled v1 when unset."""
+    """Model file or bundled version name (v1, v2); the bundled default (v2) when unset."""
     security_protocol: str = "PLAINTEXT"
     """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
     sasl_mechanism: str | None = None

@@ -28,7 +28,8 @@ def decay_rate(half_life_days: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Model:
-    """Frozen parameters of one model version (see models/v1.toml for their meaning)."""
+    """Frozen parameters of one model version (see models/v1.toml and v2.toml for their
+    meaning)."""
 
     version: str
     model_version: str
@@ -214,13 +215,31 @@ def _engager_parameters(table: dict[str, Any] | None, open_days: int) -> dict[st
     }
 
 
+BUNDLED_MODELS = ("v1", "v2")
+"""Model versions shipped in scoring/models/, loadable by name. A released file never changes,
+so a name always gives the same `model_version`."""
+DEFAULT_MODEL = "v2"
+"""The version used without a model file (replays, workers, calibrate's base): v2 since issue
+14's rollout (docs/model.md, "Rollout"): it predicts later retweeters better, holds every
+gaming bound, and was quantile-matched to v1. v1 stays bundled: `--model v1` or its path."""
+
+
+def bundled_model_text(name: str = DEFAULT_MODEL) -> str:
+    """The text of a bundled model file by version name (`BUNDLED_MODELS`)."""
+    if name not in BUNDLED_MODELS:
+        raise ModelError(f"no bundled model {name!r} (bundled: {', '.join(BUNDLED_MODELS)})")
+    return resources.files("scoring").joinpath(f"models/{name}.toml").read_text("utf-8")
+
+
 def load_model(path: str | Path | None = None) -> Model:
-    """Loads a model file; without a path, the bundled default version (v1)."""
+    """Loads a model file; a bundled version by name (``v1``, ``v2``) when no such file
+    exists; without either, the bundled default version (`DEFAULT_MODEL`)."""
     if path is None:
-        text = resources.files("scoring").joinpath("models/v1.toml").read_text("utf-8")
-    else:
-        try:
-            text = Path(path).read_text("utf-8")
-        except OSError as exc:
-            raise ModelError(f"cannot read model file {path}: {exc}") from exc
+        return parse_model(bundled_model_text())
+    if str(path) in BUNDLED_MODELS and not Path(path).exists():
+        return parse_model(bundled_model_text(str(path)))
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc}") from exc
     return parse_model(text)

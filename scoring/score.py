@@ -13,6 +13,7 @@ from scoring.fold import left_sum
 from scoring.history import record_change
 from scoring.mass import Mass, audience_term, read_mass
 from scoring.model import Model
+from scoring.quality import AudienceQuality, audience_quality, confidence
 from scoring.scale import to_scale
 from scoring.state import UserState
 from scoring.topics import topic_evidence
@@ -37,7 +38,13 @@ class TopicScore(NamedTuple):
 
 
 class ScoreChange(NamedTuple):
-    """A score-change event (§10): emitted when the score moves by the threshold or more."""
+    """A score-change event (§10): emitted when the score moves by the threshold or more.
+
+    It carries the audience quality and confidence at its event time (`scoring.quality`), read
+    from the same mass as the score: a consumer of the events sees how real the audience
+    behind a move is without asking the API. Both are computed only for a change that is
+    emitted, so a move under the threshold costs nothing more.
+    """
 
     user: str
     score: float
@@ -47,6 +54,8 @@ class ScoreChange(NamedTuple):
     """engagement, reciprocity, topics, audience, or decay (a day boundary, no new event)."""
     reasons: tuple[Reason, ...]
     topics: tuple[TopicScore, ...]
+    audience_quality: AudienceQuality
+    confidence: float
 
 
 def score_of(mass: Mass, model: Model) -> float:
@@ -147,4 +156,7 @@ def detect_change(
     state.history = record_change(state.history, state.landmark, now, score, previous, cause)
     why = tuple(reasons(state, mass, model, score))
     topics = tuple(topic_scores(state, mass, model)) if state.topics else ()
-    return ScoreChange(user, score, previous, now, cause, why, topics)
+    quality = audience_quality(state, mass, model)
+    return ScoreChange(
+        user, score, previous, now, cause, why, topics, quality, confidence(state, mass)
+    )

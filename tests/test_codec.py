@@ -16,6 +16,7 @@ from pipeline.codec import (
 from scoring import Event, Invalid, ScoreChange
 from scoring.events import MAX_TS_MS, MIN_TS_MS
 from scoring.model import DAY_MS
+from scoring.quality import PERFECT, AudienceQuality, QualityReason
 
 NOW = 1_795_000_000_000
 """2026-11-18: the worker's wall clock in these tests."""
@@ -87,14 +88,28 @@ def test_other_refusals_are_not_mistaken_for_a_time() -> None:
 
 def test_score_event_id_ends_in_the_id_of_what_caused_it() -> None:
     """`user:event_time:cause id`: the input event's id, or `decay:<day>` (pipeline.engine)."""
-    change = ScoreChange("u:1", 12.5, None, 1_735_689_600_000, "engagement", (), ())
+    change = ScoreChange("u:1", 12.5, None, 1_735_689_600_000, "engagement", (), (), PERFECT, 0.0)
     body = orjson.loads(score_change_json(change, "e42", "1.0.0+x"))
     assert body["id"] == "u:1:1735689600000:e42"
     assert body["cause"] == "engagement"
-    decay = ScoreChange("u", 12.5, 14.0, 20_089 * DAY, "decay", (), ())
+    decay = ScoreChange("u", 12.5, 14.0, 20_089 * DAY, "decay", (), (), PERFECT, 0.0)
     assert orjson.loads(score_change_json(decay, "decay:20089", "v"))["id"] == (
         "u:1735689600000:decay:20089"
     )
+
+
+def test_score_events_carry_audience_quality_and_confidence() -> None:
+    """Issue 14: the two numbers besides the score travel with every score-change event."""
+    quality = AudienceQuality(
+        62.5, (QualityReason("reciprocity", 0.25), QualityReason("burst", 0.125))
+    )
+    change = ScoreChange("u", 40.0, 38.0, 1_735_689_600_000, "engagement", (), (), quality, 0.31)
+    body = orjson.loads(score_change_json(change, "e1", "v"))
+    assert body["audience_quality"] == {
+        "score": 62.5,
+        "reasons": [{"rule": "reciprocity", "share": 0.25}, {"rule": "burst", "share": 0.125}],
+    }
+    assert body["confidence"] == 0.31
 
 
 def test_dead_letter_fields() -> None:

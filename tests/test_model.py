@@ -19,11 +19,35 @@ import pytest
 
 from scoring import Model, load_model, parse_model
 from scoring.errors import ModelError
+from scoring.model import bundled_model_text
 
 V1 = resources.files("scoring").joinpath("models/v1.toml").read_text("utf-8")
 DAY = 86_400_000
 LN2 = math.log(2.0)
 FLOAT, INT = 7.25, 7
+
+
+@pytest.fixture
+def model() -> Model:
+    """These tests edit v1's text (`V1`) and compare with what it parses to: model 1, by name
+    (the bundled default is model 2 since issue 14's rollout)."""
+    return load_model("v1")
+
+
+def test_v2_is_the_default_and_v1_stays_loadable_unchanged() -> None:
+    """Issue 14: v2 is the default; v1 loads by name or path with the model_version it had."""
+    assert load_model().model_version == load_model("v2").model_version
+    assert load_model().version == "2.0.0" and load_model().engager_score
+    v1 = load_model("v1")
+    assert v1.model_version == "1.0.0+2812b1a5"
+    assert load_model(Path(__file__).resolve().parents[1] / "scoring/models/v1.toml") == v1
+    assert parse_model(V1) == v1
+    with pytest.raises(ModelError, match="no bundled model"):
+        bundled_model_text("v3")
+    with pytest.raises(ModelError, match="cannot read model file"):
+        load_model("v3")  # neither a file nor a bundled name
+
+
 """The value each parameter is set to in turn: equal to no v1 parameter."""
 
 PARAMETERS: list[tuple[str, str, str, object]] = [

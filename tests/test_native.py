@@ -340,7 +340,7 @@ def test_record_classes_must_be_tuples(model: Model) -> None:
         pass
 
     with pytest.raises(TypeError, match="not a tuple type"):
-        _native.NativeEngine(model, Plain, Plain, Plain, Plain)
+        _native.NativeEngine(model, Plain, Plain, Plain, Plain, Plain, Plain)
 
 
 @pytest.mark.parametrize("line", ACCEPTED)

@@ -12,7 +12,9 @@ import orjson
 import pytest
 
 from pipeline.cli import main
+from pipeline.replay import replay
 from pipeline.synthetic import GeneratorConfig, generate, write_jsonl
+from scoring import load_model, read_mass, score_of
 from scoring.model import DAY_MS
 
 SMALL = GeneratorConfig(users=120, days=10, seed=3)
@@ -71,7 +73,23 @@ def test_replay_is_byte_identical_and_counts_received_exactly(
             assert abs(event["score"] - event["previous"]) >= 1.0
     final = {e["user"]: e["score"] for e in events}
     by_user = {r["user"]: r["score"] for r in rows}
-    assert all(abs(by_user[u] - s) < 1.0 + 1e-9 for u, s in final.items() if u in by_user)
+    # A rise of a point is published at once, so no user ends a point above its last event...
+    assert all(by_user[u] - s < 1.0 + 1e-9 for u, s in final.items() if u in by_user)
+    # ...and a fall by decay alone at the next UTC day boundary (docs/model.md): read at the
+    # last boundary the stream crossed, every user untouched since is within a point of its
+    # last event. The end itself is mid-day: under model 2 a fading burst of engagers can
+    # fall a point within the day, to be published at midnight.
+    engine, _ = replay([str(stream_file)], load_model(), show_progress=False)
+    assert engine.now is not None
+    boundary = engine.now // DAY_MS * DAY_MS
+    checked = 0
+    for user, score in final.items():
+        state = engine.states[user]
+        if state.last_ts <= boundary:
+            read = score_of(read_mass(state, boundary, engine.model), engine.model)
+            assert abs(read - score) < 1.0 + 1e-9, (user, read, score)
+            checked += 1
+    assert checked > 10
 
 
 def test_invalid_lines_go_to_dead_letters_and_never_stop_the_run(tmp_path: Path) -> None:

@@ -1,4 +1,6 @@
-"""Each rule of SCORING.md against its closed form."""
+"""Each rule of SCORING.md against its closed form: model 1's rules, which model 2 keeps and
+builds on (its own terms are held to their bounds in tests/test_scenarios.py and
+tests/test_adversaries.py, and to the Python core by tests/test_native.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,19 @@ import math
 import pytest
 
 from pipeline.engine import Engine
-from scoring import Model, apply_action, new_user_state, read_mass
+from scoring import Model, apply_action, load_model, new_user_state, read_mass
 from scoring.acting import automation, pair_factor, selectivity
 from scoring.mass import burst_curve, day_share
 from scoring.model import DAY_MS, HOUR_MS, parse_model
 from scoring.state import DayBucket
 from tests.conftest import T0, Events
+
+
+@pytest.fixture
+def model() -> Model:
+    """Model 1 by name: these closed forms are its mass (model 2, the default, scores distinct
+    engagers instead)."""
+    return load_model("v1")
 
 
 def engine_with(model: Model, *events: object) -> Engine:

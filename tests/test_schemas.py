@@ -24,6 +24,7 @@ from pipeline.api.replies import (
     user_body,
 )
 from pipeline.api.top import TopQuery, parse_top_query, rank_users, top_body
+from pipeline.driver import Driver, driver_settings
 from pipeline.engine import Engine
 from pipeline.synthetic import GeneratorConfig, generate
 from scoring import Model, parse_event
@@ -110,6 +111,30 @@ def test_score_change_events_of_a_real_replay_match_their_schema(
     assert_valid("influence.score.changed.v1.json", replayed["events"])
     causes = {e["cause"] for e in replayed["events"]}
     assert {"engagement", "decay"} <= causes  # the schema's enum is exercised, not decoration
+    # every event carries the optional evidence fields (issue 14), and they vary
+    assert all("audience_quality" in e and "confidence" in e for e in replayed["events"])
+    assert len({e["audience_quality"]["score"] for e in replayed["events"]}) > 10
+    assert any(e["audience_quality"]["reasons"] for e in replayed["events"])
+    assert len({e["confidence"] for e in replayed["events"]}) > 10
+
+
+def test_score_change_events_of_the_worker_topology_match_their_schema(model: Model) -> None:
+    """The Kafka worker's score events (pipeline.topology on the in-process driver) carry the
+    same evidence fields as the replay's, from the Python core."""
+    driver = Driver(model, driver_settings(2))
+    driver.start("a")
+    driver.assign({"a": range(2)})
+    for record in generate(GeneratorConfig(users=60, days=8, seed=5, scenarios=("ring",))):
+        event = parse_event(record)
+        assert not isinstance(event, Invalid)
+        driver.pipe_input(event)
+    driver.run()
+    events = [
+        orjson.loads(m.value) for m in driver.read(driver.settings.topics.score_changes) if m.value
+    ]
+    assert_valid("influence.score.changed.v1.json", events)
+    assert all("audience_quality" in e and "confidence" in e for e in events)
+    assert any(e["audience_quality"]["reasons"] for e in events)
 
 
 def test_snapshot_lines_match_their_schema(replayed: dict[str, list[Any]]) -> None:

@@ -2,7 +2,7 @@
 //! target step for each event, in stream order, and decay-only changes at each UTC day
 //! boundary the stream's event time crosses.
 
-use crate::quality::{audience_quality, confidence};
+use crate::quality::{audience_quality, confidence, AudienceQuality};
 use crate::state::Id;
 use std::collections::BTreeMap;
 
@@ -91,7 +91,7 @@ pub struct Snapshot {
     pub landmark: i64,
     pub history: Option<ScoreHistory>,
     /// Audience quality (0-100) and what each rule removed, then confidence (quality.rs).
-    pub quality: (f64, Vec<(&'static str, f64)>),
+    pub quality: AudienceQuality,
     pub confidence: f64,
 }
 

@@ -7,6 +7,7 @@
 use crate::engine::{CauseId, Emitted, Snapshot};
 use crate::history::history_json;
 use crate::json_out::{array, float, integer, string, Object};
+use crate::quality::AudienceQuality;
 
 pub const SCORE_EVENT_TYPE: &str = "influence.score.changed.v1";
 /// The kinds of engagement received, in the order of `counts` and the windows' sums.
@@ -30,6 +31,20 @@ fn by_kind(out: &mut Vec<u8>, sums: &[i64; 4]) {
     o.close();
 }
 
+/// `"audience_quality":{..},"confidence":..` as both lines write them.
+fn evidence(o: &mut Object, quality: &AudienceQuality, confidence: f64) {
+    let mut q = Object::open(o.field("audience_quality"));
+    float(q.field("score"), quality.0);
+    array(q.field("reasons"), &quality.1, |out, (rule, share)| {
+        let mut reason = Object::open(out);
+        string(reason.field("rule"), rule);
+        float(reason.field("share"), *share);
+        reason.close();
+    });
+    q.close();
+    float(o.field("confidence"), confidence);
+}
+
 /// One snapshot line (with its line break) of `user`.
 pub fn snapshot_line(out: &mut Vec<u8>, user: &str, s: &Snapshot, model_version: &str) {
     let mut o = Object::open(out);
@@ -45,20 +60,7 @@ pub fn snapshot_line(out: &mut Vec<u8>, user: &str, s: &Snapshot, model_version:
     windows.close();
     topics(o.field("topics"), &s.topics);
     string(o.field("model_version"), model_version);
-    let mut quality = Object::open(o.field("audience_quality"));
-    float(quality.field("score"), s.quality.0);
-    array(
-        quality.field("reasons"),
-        &s.quality.1,
-        |out, (rule, share)| {
-            let mut reason = Object::open(out);
-            string(reason.field("rule"), rule);
-            float(reason.field("share"), *share);
-            reason.close();
-        },
-    );
-    quality.close();
-    float(o.field("confidence"), s.confidence);
+    evidence(&mut o, &s.quality, s.confidence);
     history_json(o.field("history"), s.history.as_ref(), s.landmark);
     o.close();
     out.push(b'\n');
@@ -95,6 +97,7 @@ pub fn score_event_line(out: &mut Vec<u8>, emitted: &Emitted, model_version: &st
         },
     );
     topics(o.field("topics"), &change.topics);
+    evidence(&mut o, &change.quality, change.confidence);
     o.close();
     out.push(b'\n');
 }
@@ -152,6 +155,8 @@ mod tests {
                 cause: "engagement",
                 reasons: vec![("new_account", -6.66), ("mentions", 0.34)],
                 topics: vec![],
+                quality: (33.33, vec![("new_account", 0.6667)]),
+                confidence: 0.0417,
             },
             cause: CauseId::Event("e000000006".into()),
         };
@@ -164,6 +169,8 @@ mod tests {
                 cause: "decay",
                 reasons: vec![],
                 topics: vec![("higgs".to_string(), 12.0)],
+                quality: (100.0, vec![]),
+                confidence: 0.5,
             },
             cause: CauseId::Decay(20090),
         };
@@ -177,12 +184,14 @@ mod tests {
                 r#""user":"u1","score":1.34,"previous":null,"model_version":"1.0.0+abc","#,
                 r#""event_time":1735689791733,"cause":"engagement","reasons":"#,
                 r#"[{"code":"new_account","points":-6.66},{"code":"mentions","points":0.34}],"#,
-                r#""topics":[]}"#,
+                r#""topics":[],"audience_quality":{"score":33.33,"#,
+                r#""reasons":[{"rule":"new_account","share":0.6667}]},"confidence":0.0417}"#,
                 "\n",
                 r#"{"type":"influence.score.changed.v1","id":"u2:1735776000000:decay:20090","#,
                 r#""user":"u2","score":40.0,"previous":41.5,"model_version":"1.0.0+abc","#,
                 r#""event_time":1735776000000,"cause":"decay","reasons":[],"#,
-                r#""topics":[{"topic":"higgs","score":12.0}]}"#,
+                r#""topics":[{"topic":"higgs","score":12.0}],"#,
+                r#""audience_quality":{"score":100.0,"reasons":[]},"confidence":0.5}"#,
                 "\n"
             )
         );

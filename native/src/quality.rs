@@ -1,4 +1,5 @@
-//! Audience quality and confidence (scoring/quality.py, which says why), for snapshot lines.
+//! Audience quality and confidence (scoring/quality.py, which says why), for snapshot lines and
+//! score-change events.
 
 use crate::mass::Mass;
 use crate::model::{round2, Model};
@@ -13,12 +14,10 @@ fn four_places(x: f64) -> f64 {
     round2(x * QUALITY_SCALE) / QUALITY_SCALE
 }
 
-/// (0-100 score, what each rule removed, largest first).
-pub fn audience_quality(
-    state: &UserState,
-    mass: &Mass,
-    model: &Model,
-) -> (f64, Vec<(&'static str, f64)>) {
+/// Audience quality: (0-100 score, what each rule removed, largest first).
+pub type AudienceQuality = (f64, Vec<(&'static str, f64)>);
+
+pub fn audience_quality(state: &UserState, mass: &Mass, model: &Model) -> AudienceQuality {
     let Some(received) = state.received.as_deref() else {
         return (QUALITY_SCALE, Vec::new());
     };

@@ -4,6 +4,7 @@
 use crate::history::record_change;
 use crate::mass::{audience_term, read_mass, Mass};
 use crate::model::{round2, Model};
+use crate::quality::{audience_quality, confidence, AudienceQuality};
 use crate::state::{Id, UserState};
 use crate::topics::published_topics;
 
@@ -178,7 +179,8 @@ pub fn topic_scores(state: &UserState, mass: &Mass, model: &Model) -> Vec<(Strin
         .collect()
 }
 
-/// A score-change event (§10).
+/// A score-change event (§10), with the audience quality and confidence at its event time
+/// (scoring.score.ScoreChange says why).
 #[derive(Clone, Debug)]
 pub struct ScoreChange {
     pub user: Id,
@@ -188,6 +190,8 @@ pub struct ScoreChange {
     pub cause: &'static str,
     pub reasons: Vec<(&'static str, f64)>,
     pub topics: Vec<(String, f64)>,
+    pub quality: AudienceQuality,
+    pub confidence: f64,
 }
 
 pub fn score_of(mass: &Mass, model: &Model) -> f64 {
@@ -229,6 +233,8 @@ pub fn detect_change(
     } else {
         topic_scores(state, &mass, model)
     };
+    let quality = audience_quality(state, &mass, model);
+    let confidence = confidence(state, &mass);
     Some(ScoreChange {
         user: user.into(),
         score,
@@ -237,5 +243,7 @@ pub fn detect_change(
         cause,
         reasons,
         topics,
+        quality,
+        confidence,
     })
 }

@@ -72,8 +72,8 @@ impl NativeEngine {
 
 #[pymethods]
 impl NativeEngine {
-    /// `model` is a `scoring.Model`; the classes are `Emitted`, `ScoreChange`, `Reason` and
-    /// `TopicScore`, the records `process` returns.
+    /// `model` is a `scoring.Model`; the classes are `Emitted`, `ScoreChange`, `Reason`,
+    /// `TopicScore`, `AudienceQuality` and `QualityReason`, the records `process` returns.
     #[new]
     fn new(
         model: &Bound<PyAny>,
@@ -81,11 +81,21 @@ impl NativeEngine {
         change_cls: Py<PyType>,
         reason_cls: Py<PyType>,
         topic_cls: Py<PyType>,
+        quality_cls: Py<PyType>,
+        quality_reason_cls: Py<PyType>,
     ) -> PyResult<Self> {
         let py = model.py();
         Ok(NativeEngine {
             engine: Engine::new(model_from_py(model)?),
-            records: Records::new(py, emitted_cls, change_cls, reason_cls, topic_cls)?,
+            records: Records::new(
+                py,
+                emitted_cls,
+                change_cls,
+                reason_cls,
+                topic_cls,
+                quality_cls,
+                quality_reason_cls,
+            )?,
             out: Vec::new(),
         })
     }

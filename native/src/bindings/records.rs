@@ -1,5 +1,5 @@
 //! Score changes as the Python records `pipeline.engine` returns (`Emitted`, `ScoreChange`,
-//! `Reason`, `TopicScore`), built with the C API: a Higgs replay with --events-out hands over
+//! `Reason`, `TopicScore`, `AudienceQuality`, `QualityReason`), built with the C API: a Higgs replay with --events-out hands over
 //! hundreds of thousands of them, and each PyO3 wrapper would cost an allocation.
 
 use pyo3::exceptions::PyTypeError;
@@ -56,6 +56,8 @@ pub struct Records {
     change: Py<PyType>,
     reason: Py<PyType>,
     topic: Py<PyType>,
+    quality: Py<PyType>,
+    quality_reason: Py<PyType>,
     codes: FxHashMap<&'static str, Py<PyString>>,
 }
 
@@ -66,10 +68,19 @@ impl Records {
         change: Py<PyType>,
         reason: Py<PyType>,
         topic: Py<PyType>,
+        quality: Py<PyType>,
+        quality_reason: Py<PyType>,
     ) -> PyResult<Self> {
         // the records are built as tuples in C: anything but a tuple type would be written
         // past its end
-        for cls in [&emitted, &change, &reason, &topic] {
+        for cls in [
+            &emitted,
+            &change,
+            &reason,
+            &topic,
+            &quality,
+            &quality_reason,
+        ] {
             if !cls.bind(py).is_subclass_of::<PyTuple>()? {
                 return Err(PyTypeError::new_err(format!(
                     "{} is not a tuple type (a NamedTuple record class is expected)",
@@ -82,6 +93,8 @@ impl Records {
             change,
             reason,
             topic,
+            quality,
+            quality_reason,
             codes: FxHashMap::default(),
         })
     }
@@ -97,6 +110,8 @@ impl Records {
         let change_cls = self.change.bind(py).as_type_ptr();
         let reason_cls = self.reason.bind(py).as_type_ptr();
         let topic_cls = self.topic.bind(py).as_type_ptr();
+        let quality_cls = self.quality.bind(py).as_type_ptr();
+        let quality_reason_cls = self.quality_reason.bind(py).as_type_ptr();
         let mut result = Ok(());
         for Emitted { change, cause } in out.drain(..) {
             if result.is_err() {
@@ -143,6 +158,32 @@ impl Records {
                     result = Err(PyErr::fetch(py));
                     continue;
                 }
+                let (quality_score, quality_reasons) = &change.quality;
+                let rules = ffi::PyTuple_New(quality_reasons.len() as ffi::Py_ssize_t);
+                if rules.is_null() {
+                    ffi::Py_DECREF(reasons);
+                    ffi::Py_DECREF(topics);
+                    result = Err(PyErr::fetch(py));
+                    continue;
+                }
+                for (i, (rule, share)) in quality_reasons.iter().enumerate() {
+                    let rule_obj = code(&mut self.codes, py, rule).into_ptr();
+                    let entry = tuple_of(Some(quality_reason_cls), &[rule_obj, py_float(*share)]);
+                    failed |= entry.is_null();
+                    if !entry.is_null() {
+                        ffi::PyTuple_SET_ITEM(rules, i as ffi::Py_ssize_t, entry);
+                    }
+                }
+                if failed {
+                    ffi::Py_DECREF(reasons);
+                    ffi::Py_DECREF(topics);
+                    ffi::Py_DECREF(rules);
+                    result = Err(PyErr::fetch(py));
+                    continue;
+                }
+                // tuple_of takes `rules` (or releases it on failure), and the change takes
+                // the quality record the same way
+                let quality = tuple_of(Some(quality_cls), &[py_float(*quality_score), rules]);
                 let previous = match change.previous {
                     Some(p) => py_float(p),
                     None => {
@@ -160,6 +201,8 @@ impl Records {
                         code(&mut self.codes, py, change.cause).into_ptr(),
                         reasons,
                         topics,
+                        quality,
+                        py_float(change.confidence),
                     ],
                 );
                 let cause_id = match cause {

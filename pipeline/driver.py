@@ -203,6 +203,7 @@ class Worker:
             store = self.topology.table  # the compacted changelog is the store
             records = self.processing.changelog(partition, event, store)
             self.driver.changelog_records += len(records)
+            self.driver.changelog.extend((r.partition, r.key, r.value) for r in records)
         return True
 
     def ack(self, message: Message) -> None:
@@ -260,6 +261,9 @@ class Driver:
         self.workers: dict[str, Worker] = {}
         self.now = 0.0
         self.changelog_records = 0
+        self.changelog: list[tuple[int | None, bytes | None, bytes | None]] = []
+        """Every changelog record sent, in order (partition, key, value): the store is its
+        compaction, this the sequence (the parity tests compare it between the cores)."""
         self._round_robin = itertools.count()
 
     # time

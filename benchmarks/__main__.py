@@ -227,7 +227,10 @@ def section_path(results: Results) -> str:
         f"({w.score_events:,} score events; embedded engine: {path.embedded_score_changes:,}), "
         f"{w.seconds_to_commit:.1f} s until the group's committed offsets reached the end of "
         f"the input and repartition topics; RSS at the end {mb(w.rss_bytes)}. The worker "
-        f"reaches {path.ratio_transport:.3f} of what a bare consumer reads.",
+        f"reaches {path.ratio_transport:.3f} of what a bare consumer reads. CPU time of the "
+        f"whole process (start-up included): the worker {w.cpu_seconds:.1f} s, the counting "
+        f"agent {path.faust_floor_cpu_seconds:.1f} s"
+        + (f", the Python-core worker {py.cpu_seconds:.1f} s." if py is not None else "."),
         ""
         if py is None
         else f"\nWorker (Python core): {py.seconds:.1f} s, {py.score_events:,} score events, "

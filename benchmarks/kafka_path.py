@@ -46,6 +46,9 @@ class WorkerRun:
     score_events: int
     rss_bytes: int
     """Resident memory of the (first) worker at the end."""
+    cpu_seconds: float = 0.0
+    """CPU time of the (first) worker process at the end, start-up included: on a machine
+    shared with other work, events per CPU second move less than events per second."""
 
     @property
     def events_per_s(self) -> float:
@@ -62,6 +65,8 @@ class PathResult:
     transport_events_per_s: float
     faust_floor_events_per_s: float
     """A Faust agent that only counts the input messages (`benchmarks.faust_floor`)."""
+    faust_floor_cpu_seconds: float
+    """Its process's CPU time at the end, start-up included."""
     python_worker: WorkerRun | None = None
     """The same worker on the Python core (`worker` runs the compiled one)."""
 
@@ -112,6 +117,7 @@ def run_workers(
         )
         tail.wait_quiet(3.0)
         rss = harness.rss_bytes(workers[0].process.pid)
+        cpu = harness.cpu_seconds(workers[0].process.pid)
     except BaseException:
         for worker in workers:
             print(worker.tail(), file=sys.stderr)
@@ -122,7 +128,7 @@ def run_workers(
     if not tail.received:
         raise RuntimeError("no score events")
     first, last = tail.received[0], tail.received[-1]
-    return WorkerRun(count, events, last - first, done - first, len(tail.received), rss)
+    return WorkerRun(count, events, last - first, done - first, len(tail.received), rss, cpu)
 
 
 def _wait_members(server: str, group: str, count: int) -> None:
@@ -181,8 +187,9 @@ def transport_limit(server: str, deployment: Deployment, total: int) -> float:
     return asyncio.run(_plain_consumer(server, deployment.topics.inputs, total))
 
 
-def faust_floor(deployment: Deployment, total: int) -> float:
-    """Messages/s of a Faust agent that only counts the input topics, in its own process."""
+def faust_floor(deployment: Deployment, total: int) -> tuple[float, float]:
+    """Messages/s of a Faust agent that only counts the input topics, in its own process, and
+    the CPU seconds that process used."""
     command = [
         sys.executable,
         "-m",
@@ -202,7 +209,7 @@ def faust_floor(deployment: Deployment, total: int) -> float:
     if not found:
         raise RuntimeError(f"the counting Faust agent gave no result: {done.stderr[-2000:]!r}")
     result = orjson.loads(found[-1])
-    return float(result["messages"]) / float(result["seconds"])
+    return float(result["messages"]) / float(result["seconds"]), float(result["cpu_seconds"])
 
 
 def embedded(messages: list[Message]) -> tuple[float, int]:
@@ -231,7 +238,7 @@ def run(
     deployment = new_deployment(server, "bench-path-")
     produce_s = harness.produce_all(server, deployment, messages)
     transport = transport_limit(server, deployment, len(messages))
-    floor = faust_floor(deployment, len(messages))
+    floor, floor_cpu = faust_floor(deployment, len(messages))
     native = {"INFLUENCE_CORE": "native"}
     worker = run_workers(server, deployment, 1, len(messages), tmp, env=native)
     python = None
@@ -241,7 +248,15 @@ def run(
         python = run_workers(server, copy, 1, len(messages), tmp, env={"INFLUENCE_CORE": "python"})
     embedded_rate, changes = embedded(messages)
     result = PathResult(
-        len(messages), produce_s, worker, embedded_rate, changes, transport, floor, python
+        len(messages),
+        produce_s,
+        worker,
+        embedded_rate,
+        changes,
+        transport,
+        floor,
+        floor_cpu,
+        python,
     )
     return result, deployment
 
@@ -262,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         f"counting Faust agent {result.faust_floor_events_per_s:,.0f}, embedded "
         f"{result.embedded_events_per_s:,.0f}, transport {result.transport_events_per_s:,.0f}; "
         f"ratio to the Faust floor {result.ratio_floor:.3f}, to embedded "
-        f"{result.ratio_embedded:.3f}"
+        f"{result.ratio_embedded:.3f}; CPU seconds: worker {result.worker.cpu_seconds:.1f}, "
+        f"counting agent {result.faust_floor_cpu_seconds:.1f}"
     )
     return 0
 

@@ -214,8 +214,18 @@ def section_path(results: Results) -> str:
         f"{path.transport_events_per_s:,.0f} | "
         f"{path.transport_events_per_s / path.embedded_events_per_s:.2f} | "
         f"{path.transport_events_per_s / floor:.2f} | |",
-        f"| a Faust agent that only counts (`benchmarks.faust_floor`) | {floor:,.0f} | "
-        f"{floor / path.embedded_events_per_s:.2f} | 1 | |",
+        f"| a Faust agent that only counts (`benchmarks.faust_floor`, `take_events`) | "
+        f"{floor:,.0f} | {floor / path.embedded_events_per_s:.2f} | 1 | |",
+        *(
+            []
+            if path.faust_floor_noack_events_per_s is None
+            else [
+                f"| the same agent taking batches as the worker does (`noack_take`) | "
+                f"{path.faust_floor_noack_events_per_s:,.0f} | "
+                f"{path.faust_floor_noack_events_per_s / path.embedded_events_per_s:.2f} | "
+                f"{path.faust_floor_noack_events_per_s / floor:.2f} | |"
+            ]
+        ),
         f"| embedded engine, Python core (same bytes, one process) | "
         f"{path.embedded_events_per_s:,.0f} | 1 | {path.embedded_events_per_s / floor:.2f} | |",
         f"| **one worker**, compiled core (input topics → score events) | "

@@ -1,6 +1,8 @@
 """Faust's own floor: a Faust agent that only counts the input messages, in a process of its
 own, configured as a worker's app is (`pipeline.kafka_app`: raw serialisers, the same
-session timeouts, `take_events` batches of `batch_max_events` within `batch_within_s`).
+session timeouts, batches of `batch_max_events` within `batch_within_s`): by `take_events`
+(Faust acknowledges each message), or with `--noack` by `noack_take`, the worker's own input
+path (it acknowledges in its checkpoint), which costs Faust less per message.
 
 A worker cannot read faster than Faust delivers to an agent, so the issue's target for one
 worker is a fraction of this rate measured in the same run (`benchmarks.kafka_path`), not of
@@ -30,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topics", required=True, help="comma-separated input topics")
     parser.add_argument("--total", type=int, required=True, help="messages to count")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--noack",
+        action="store_true",
+        help="batches by noack_take, as the worker's input agent takes them (no per-message "
+        "acknowledgement), instead of take_events",
+    )
     args = parser.parse_args(argv)
     import faust
 
@@ -57,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
     @app.agent(topic)
     async def count(stream: Any) -> None:
-        async for events in stream.take_events(batch, within=within):
+        take = stream.noack_take if args.noack else stream.take_events
+        async for events in take(batch, within=within):
             if seen["first"] is None:
                 seen["first"] = time.perf_counter()
             seen["count"] += len(events)

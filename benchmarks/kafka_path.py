@@ -10,7 +10,11 @@ The stream is produced into fresh topics first; then the workers start and the t
 the first score event received to the last one, once the group's committed offsets have
 reached the end of the input and repartition topics.
 
-    python -m benchmarks.kafka_path [--events 200000]
+    python -m benchmarks.kafka_path [--events 200000] [--floors]
+
+`--floors`: only the compiled-core worker between the two counting agents (`noack_take`
+before it, `take_events` after it), on one copy of the topics: the ratio to Faust's floor with
+the floor measured on both sides of the worker, on a machine whose load moves.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class PathResult:
     """Its process's CPU time at the end, start-up included."""
     python_worker: WorkerRun | None = None
     """The same worker on the Python core (`worker` runs the compiled one)."""
+    faust_floor_noack_events_per_s: float | None = None
+    """The counting agent taking batches as the worker's input agent does (`noack_take`)."""
 
     @property
     def ratio_embedded(self) -> float:
@@ -187,9 +193,9 @@ def transport_limit(server: str, deployment: Deployment, total: int) -> float:
     return asyncio.run(_plain_consumer(server, deployment.topics.inputs, total))
 
 
-def faust_floor(deployment: Deployment, total: int) -> tuple[float, float]:
+def faust_floor(deployment: Deployment, total: int, noack: bool = False) -> tuple[float, float]:
     """Messages/s of a Faust agent that only counts the input topics, in its own process, and
-    the CPU seconds that process used."""
+    the CPU seconds that process used; `noack`: batches by `noack_take` (the worker's)."""
     command = [
         sys.executable,
         "-m",
@@ -200,6 +206,7 @@ def faust_floor(deployment: Deployment, total: int) -> tuple[float, float]:
         str(total),
         "--partitions",
         str(deployment.partitions),
+        *(["--noack"] if noack else []),
     ]
     done = subprocess.run(
         command, env=deployment.env(), capture_output=True, timeout=1800, cwd=harness.REPO
@@ -239,6 +246,7 @@ def run(
     produce_s = harness.produce_all(server, deployment, messages)
     transport = transport_limit(server, deployment, len(messages))
     floor, floor_cpu = faust_floor(deployment, len(messages))
+    floor_noack, _ = faust_floor(deployment, len(messages), noack=True)
     native = {"INFLUENCE_CORE": "native"}
     worker = run_workers(server, deployment, 1, len(messages), tmp, env=native)
     python = None
@@ -257,16 +265,39 @@ def run(
         floor,
         floor_cpu,
         python,
+        floor_noack,
     )
     return result, deployment
+
+
+def floors(server: str, messages: list[Message]) -> int:
+    deployment = new_deployment(server, "bench-floors-")
+    harness.produce_all(server, deployment, messages)
+    total = len(messages)
+    noack, noack_cpu = faust_floor(deployment, total, noack=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"INFLUENCE_CORE": "native"}
+        worker = run_workers(server, deployment, 1, total, Path(tmp), env=env)
+    take, take_cpu = faust_floor(deployment, total)
+    print(
+        f"counting agent (noack_take) {noack:,.0f} msg/s ({noack_cpu:.1f} CPU s), "
+        f"compiled-core worker {worker.events_per_s:,.0f} events/s ({worker.cpu_seconds:.1f} "
+        f"CPU s), counting agent (take_events) {take:,.0f} msg/s ({take_cpu:.1f} CPU s); "
+        f"worker / agent: {worker.events_per_s / noack:.3f} (noack_take), "
+        f"{worker.events_per_s / take:.3f} (take_events)"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--floors", action="store_true", help="the worker between two floors")
     args = parser.parse_args(argv)
     server = harness.bootstrap()
     messages = harness.higgs_messages(args.events)
+    if args.floors:
+        return floors(server, messages)
     with tempfile.TemporaryDirectory() as tmp:
         result, _ = run(server, messages, Path(tmp))
     print(result)

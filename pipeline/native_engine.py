@@ -126,15 +126,21 @@ class NativeEngine:
 AnyEngine = Engine | NativeEngine
 
 
-def resolve_core(requested: str) -> Running:
+def resolve_core(requested: str, needs: str = "NativeEngine") -> Running:
     """The core a process runs for `requested` (`Settings.core`): ``auto`` is the compiled
-    one when it is built, else Python; ``native`` fails when it is not (`NativeUnavailable`)."""
+    one when it is built, else Python; ``native`` fails when it is not (`NativeUnavailable`).
+    `needs` names the class the caller uses (a worker: ``NativeUsers``): an extension built
+    from an older checkout may lack it, and counts as not built."""
     if requested not in ("auto", "native", "python"):
         raise ValueError(f"{CORE_ENV} must be auto, native or python, not {requested!r}")
     if requested == "python":
         return "python"
     try:
-        _native_module()
+        if not hasattr(_native_module(), needs):
+            raise NativeUnavailable(
+                f"the compiled core scoring._native has no {needs}: it was built from an "
+                f"older checkout; rebuild it (`pip install -e .`) or set {CORE_ENV}=python"
+            )
     except NativeUnavailable:
         if requested == "native":
             raise

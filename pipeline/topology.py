@@ -91,7 +91,7 @@ class Topology:
         self.topics = names
         self.changelog_topic = changelog_topic
         self.metrics = metrics if metrics is not None else PipelineMetrics(model.model_version)
-        self.core = resolve_core(settings.core)
+        self.core = resolve_core(settings.core, needs="NativeUsers")
         """The core of the actor and target steps (`Settings.core`): `native` when the
         compiled one is built, unless the settings say python."""
         self.metrics.core = self.core

@@ -18,6 +18,7 @@ import pytest
 from pipeline.codec import decode_higgs_line, key_partition
 from pipeline.driver import Driver, driver_settings
 from pipeline.metrics import PipelineMetrics
+from pipeline.native_engine import NativeUnavailable
 from pipeline.native_steps import NativeUserCache
 from pipeline.settings import Settings, core_from_env
 from pipeline.steps import UserCache
@@ -198,3 +199,16 @@ def test_the_core_comes_from_the_settings_and_shows_in_metrics(model: Model) -> 
     assert core_from_env({"INFLUENCE_CORE": "native"}) == "native"
     with pytest.raises(ValueError, match="INFLUENCE_CORE"):
         Settings.from_env({"INFLUENCE_CORE": "rust"})
+
+
+def test_an_extension_without_the_worker_class_counts_as_not_built(
+    model: Model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An extension built from an older checkout (no `NativeUsers`): `auto` runs the Python
+    core, `native` refuses with a message that says what to do."""
+    from scoring import _native
+
+    monkeypatch.delattr(_native, "NativeUsers")
+    assert Topology(driver_settings(1, core="auto"), model, {}, "changelog").core == "python"
+    with pytest.raises(NativeUnavailable, match="rebuild"):
+        Topology(driver_settings(1, core="native"), model, {}, "changelog")

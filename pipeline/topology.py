@@ -8,7 +8,8 @@ test of a redelivery, a rebalance or a failover on the driver runs the productio
 Kafka Streams' TopologyTestDriver does.
 
 The path of one input: decoded and validated (`decode_input`) → the actor's offset guard and
-step (`apply_input`, `pipeline.steps.actor_step`) → its engagement routed to the target's
+step (`apply_input`, `pipeline.steps.actor_step`, or its compiled twin in
+`pipeline.native_steps` as `Settings.core` says) → its engagement routed to the target's
 partition (`route`, sent at the end of the batch) → at the target, in event-time order across
 sources (`pipeline.ordering`), the target's guard and step (`apply_engagements`) → change
 detection (the steps' `ScoreChange`s) → the partition's decay watch (`watch`, created in

@@ -212,3 +212,28 @@ def test_an_extension_without_the_worker_class_counts_as_not_built(
     assert Topology(driver_settings(1, core="auto"), model, {}, "changelog").core == "python"
     with pytest.raises(NativeUnavailable, match="rebuild"):
         Topology(driver_settings(1, core="native"), model, {}, "changelog")
+
+
+def test_the_query_api_reads_the_same_cached_users_on_both_cores(model: Model) -> None:
+    """`cached` (what `pipeline.api.read_model` reads before the table): the compiled core's
+    copy of a decoded user equals the Python core's, at full precision."""
+    events = stream()
+    caches = []
+    for core in ("python", "native"):
+        driver = Driver(model, driver_settings(PARTITIONS, core=core))
+        driver.start("a")
+        driver.assign({"a": ALL})
+        for event in events:
+            driver.pipe_input(event)
+        driver.run()
+        caches.append(driver.workers["a"].topology.caches)
+    python, native = caches
+    users = {e.actor for e in events} | {e.target for e in events if e.target}
+    checked = 0
+    for user in users:
+        partition = key_partition(user.encode(), PARTITIONS)
+        expected = python[partition].cached(user)
+        assert native[partition].cached(user) == expected, user
+        assert native[partition].is_dirty(user) == python[partition].is_dirty(user)
+        checked += expected is not None
+    assert checked > 40

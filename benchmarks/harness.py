@@ -279,6 +279,14 @@ def wait_group_done(
     raise TimeoutError(f"group {group} not at the end of {topics} in {timeout}s: lag {previous}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of the process so far (start-up included)."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def rss_bytes(pid: int) -> int:
     import psutil
 

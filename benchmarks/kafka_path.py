@@ -1,19 +1,28 @@
-"""Item 1: events/s through real worker processes on the real broker, against two references
+"""Item 1: events/s through real worker processes on the real broker, against references
 measured in the same run on the same messages: the embedded engine (the model alone, no
-Kafka) and a plain aiokafka consumer that only reads and orjson-decodes the input topics
-(what the transport allows a Python consumer at all).
+Kafka), a plain aiokafka consumer that only reads and orjson-decodes the input topics (what
+the transport allows a Python consumer at all), and a Faust agent that only counts them
+(`benchmarks.faust_floor`: what Faust delivers to an agent, the worker's own floor). The
+worker runs on the compiled core (INFLUENCE_CORE=native), then once more on the Python core,
+on a second copy of the topics.
 
 The stream is produced into fresh topics first; then the workers start and the time runs from
 the first score event received to the last one, once the group's committed offsets have
 reached the end of the input and repartition topics.
 
-    python -m benchmarks.kafka_path [--events 200000]
+    python -m benchmarks.kafka_path [--events 200000] [--floors]
+
+`--floors`: only the compiled-core worker between the two counting agents (`noack_take`
+before it, `take_events` after it), on one copy of the topics: the ratio to Faust's floor with
+the floor measured on both sides of the worker, on a machine whose load moves.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +50,9 @@ class WorkerRun:
     score_events: int
     rss_bytes: int
     """Resident memory of the (first) worker at the end."""
+    cpu_seconds: float = 0.0
+    """CPU time of the (first) worker process at the end, start-up included: on a machine
+    shared with other work, events per CPU second move less than events per second."""
 
     @property
     def events_per_s(self) -> float:
@@ -55,6 +67,14 @@ class PathResult:
     embedded_events_per_s: float
     embedded_score_changes: int
     transport_events_per_s: float
+    faust_floor_events_per_s: float
+    """A Faust agent that only counts the input messages (`benchmarks.faust_floor`)."""
+    faust_floor_cpu_seconds: float
+    """Its process's CPU time at the end, start-up included."""
+    python_worker: WorkerRun | None = None
+    """The same worker on the Python core (`worker` runs the compiled one)."""
+    faust_floor_noack_events_per_s: float | None = None
+    """The counting agent taking batches as the worker's input agent does (`noack_take`)."""
 
     @property
     def ratio_embedded(self) -> float:
@@ -63,6 +83,10 @@ class PathResult:
     @property
     def ratio_transport(self) -> float:
         return self.worker.events_per_s / self.transport_events_per_s
+
+    @property
+    def ratio_floor(self) -> float:
+        return self.worker.events_per_s / self.faust_floor_events_per_s
 
 
 def run_workers(
@@ -74,6 +98,7 @@ def run_workers(
     *,
     join_first: bool = False,
     messages: list[Message] | None = None,
+    env: dict[str, str] | None = None,
 ) -> WorkerRun:
     """Starts `count` workers on `deployment` and times them through its input topics.
 
@@ -83,7 +108,7 @@ def run_workers(
     """
     topics = deployment.topics
     tail = Tail(server, topics.score_changes, deployment.partitions).start()
-    workers = [harness.start_worker(deployment, tmp) for _ in range(count)]
+    workers = [harness.start_worker(deployment, tmp, env=env) for _ in range(count)]
     try:
         if join_first:
             _wait_members(server, deployment.name, count)
@@ -98,6 +123,7 @@ def run_workers(
         )
         tail.wait_quiet(3.0)
         rss = harness.rss_bytes(workers[0].process.pid)
+        cpu = harness.cpu_seconds(workers[0].process.pid)
     except BaseException:
         for worker in workers:
             print(worker.tail(), file=sys.stderr)
@@ -108,7 +134,7 @@ def run_workers(
     if not tail.received:
         raise RuntimeError("no score events")
     first, last = tail.received[0], tail.received[-1]
-    return WorkerRun(count, events, last - first, done - first, len(tail.received), rss)
+    return WorkerRun(count, events, last - first, done - first, len(tail.received), rss, cpu)
 
 
 def _wait_members(server: str, group: str, count: int) -> None:
@@ -167,6 +193,32 @@ def transport_limit(server: str, deployment: Deployment, total: int) -> float:
     return asyncio.run(_plain_consumer(server, deployment.topics.inputs, total))
 
 
+def faust_floor(deployment: Deployment, total: int, noack: bool = False) -> tuple[float, float]:
+    """Messages/s of a Faust agent that only counts the input topics, in its own process, and
+    the CPU seconds that process used; `noack`: batches by `noack_take` (the worker's)."""
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.faust_floor",
+        "--topics",
+        ",".join(deployment.topics.inputs),
+        "--total",
+        str(total),
+        "--partitions",
+        str(deployment.partitions),
+        *(["--noack"] if noack else []),
+    ]
+    done = subprocess.run(
+        command, env=deployment.env(), capture_output=True, timeout=1800, cwd=harness.REPO
+    )
+    # Faust's worker logs what the agent prints (its stdout redirect): the line is in either
+    found = re.findall(rb'\{"messages":[^}]*\}', done.stdout + done.stderr)
+    if not found:
+        raise RuntimeError(f"the counting Faust agent gave no result: {done.stderr[-2000:]!r}")
+    result = orjson.loads(found[-1])
+    return float(result["messages"]) / float(result["seconds"]), float(result["cpu_seconds"])
+
+
 def embedded(messages: list[Message]) -> tuple[float, int]:
     """Events/s and score changes of the embedded engine on the same message bytes."""
     from pipeline.codec import decode_json_event
@@ -185,30 +237,79 @@ def embedded(messages: list[Message]) -> tuple[float, int]:
     return len(values) / seconds, engine.stats.score_changes
 
 
-def run(server: str, messages: list[Message], tmp: Path) -> tuple[PathResult, Deployment]:
-    """The three measurements, one after the other; the deployment's topics stay for reuse."""
+def run(
+    server: str, messages: list[Message], tmp: Path, *, python_core: bool = True
+) -> tuple[PathResult, Deployment]:
+    """The measurements, one after the other; the deployment's topics stay for reuse. With
+    `python_core`, the worker on the Python core last, on a copy of the topics."""
     deployment = new_deployment(server, "bench-path-")
     produce_s = harness.produce_all(server, deployment, messages)
     transport = transport_limit(server, deployment, len(messages))
-    worker = run_workers(server, deployment, 1, len(messages), tmp)
+    floor, floor_cpu = faust_floor(deployment, len(messages))
+    floor_noack, _ = faust_floor(deployment, len(messages), noack=True)
+    native = {"INFLUENCE_CORE": "native"}
+    worker = run_workers(server, deployment, 1, len(messages), tmp, env=native)
+    python = None
+    if python_core:
+        copy = new_deployment(server, "bench-path-py-")
+        harness.produce_all(server, copy, messages)
+        python = run_workers(server, copy, 1, len(messages), tmp, env={"INFLUENCE_CORE": "python"})
     embedded_rate, changes = embedded(messages)
-    result = PathResult(len(messages), produce_s, worker, embedded_rate, changes, transport)
+    result = PathResult(
+        len(messages),
+        produce_s,
+        worker,
+        embedded_rate,
+        changes,
+        transport,
+        floor,
+        floor_cpu,
+        python,
+        floor_noack,
+    )
     return result, deployment
+
+
+def floors(server: str, messages: list[Message]) -> int:
+    deployment = new_deployment(server, "bench-floors-")
+    harness.produce_all(server, deployment, messages)
+    total = len(messages)
+    noack, noack_cpu = faust_floor(deployment, total, noack=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"INFLUENCE_CORE": "native"}
+        worker = run_workers(server, deployment, 1, total, Path(tmp), env=env)
+    take, take_cpu = faust_floor(deployment, total)
+    print(
+        f"counting agent (noack_take) {noack:,.0f} msg/s ({noack_cpu:.1f} CPU s), "
+        f"compiled-core worker {worker.events_per_s:,.0f} events/s ({worker.cpu_seconds:.1f} "
+        f"CPU s), counting agent (take_events) {take:,.0f} msg/s ({take_cpu:.1f} CPU s); "
+        f"worker / agent: {worker.events_per_s / noack:.3f} (noack_take), "
+        f"{worker.events_per_s / take:.3f} (take_events)"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--floors", action="store_true", help="the worker between two floors")
     args = parser.parse_args(argv)
     server = harness.bootstrap()
     messages = harness.higgs_messages(args.events)
+    if args.floors:
+        return floors(server, messages)
     with tempfile.TemporaryDirectory() as tmp:
         result, _ = run(server, messages, Path(tmp))
     print(result)
+    python = result.python_worker
     print(
-        f"worker {result.worker.events_per_s:,.0f} events/s, embedded "
+        f"worker (native core) {result.worker.events_per_s:,.0f} events/s, "
+        f"python core {python.events_per_s if python else float('nan'):,.0f}, "
+        f"counting Faust agent {result.faust_floor_events_per_s:,.0f}, embedded "
         f"{result.embedded_events_per_s:,.0f}, transport {result.transport_events_per_s:,.0f}; "
-        f"ratio to embedded {result.ratio_embedded:.3f}"
+        f"ratio to the Faust floor {result.ratio_floor:.3f}, to embedded "
+        f"{result.ratio_embedded:.3f}; CPU seconds: worker {result.worker.cpu_seconds:.1f}, "
+        f"counting agent {result.faust_floor_cpu_seconds:.1f}"
     )
     return 0
 

@@ -308,7 +308,9 @@ class Driver:
         self.changelog: list[list[tuple[bytes, bytes | None]]] = [
             [] for _ in range(self.settings.partitions)
         ]
-        """The users changelog's records in order, per partition (what a data dir recovers)."""
+        """The users changelog's records in order, per partition: what a data dir recovers,
+        and the sequence the parity tests compare between the cores (the store is its
+        compaction)."""
         self.data_dirs: dict[str, DataDir] = {}
         self.workers: dict[str, Worker] = {}
         self.now = 0.0

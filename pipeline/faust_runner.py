@@ -36,8 +36,7 @@ from pipeline.metrics import PipelineMetrics
 from pipeline.outbox import Output
 from pipeline.processing import Ack, Batch, EndOffsets, Pause, Processing, Steps
 from pipeline.settings import Settings
-from pipeline.steps import UserCache
-from pipeline.topology import Topology
+from pipeline.topology import Topology, Users
 from scoring import DecayWatch, Model
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ class Pipeline:
     # what the query API reads (`pipeline.api.read_model`)
 
     @property
-    def caches(self) -> dict[int, UserCache]:
+    def caches(self) -> dict[int, Users]:
         return self.topology.caches
 
     @property

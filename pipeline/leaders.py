@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from sortedcontainers import SortedList
 
 from pipeline.codec import key_partition
+from pipeline.native_steps import NativeUserCache
 from pipeline.steps import Stored, UserCache, decode_stored
 from scoring import Model, UserState, read_mass, score_of
 from scoring.clock import GraceClock
@@ -115,6 +116,30 @@ class Leaders:
 
     def update(self, partition: int, user: str, state: UserState, size: int) -> None:
         """The user as just written: `size` bytes, its bound from `state`."""
+        if state.received is None:
+            self.update_bound(partition, user, size, state.last_ts, None)
+            return
+        day = state.last_ts // DAY_MS
+        mass = read_mass(state, day * DAY_MS, self.model)
+        topics = tuple(topic_scores(state, mass, self.model)) if state.topics else ()
+        self.update_bound(
+            partition, user, size, state.last_ts, (day, score_of(mass, self.model), topics), state
+        )
+
+    def update_bound(
+        self,
+        partition: int,
+        user: str,
+        size: int,
+        last_ts: int,
+        bound: tuple[int, float, Iterable[tuple[str, float]]] | None,
+        state: UserState | None = None,
+    ) -> None:
+        """The user as just written, with its bound computed (`update`, or the compiled core:
+        `pipeline.native_steps`): None for a user who received nothing, else (day of the last
+        update, score at its start, (topic, score bound) per published topic). `state`, when
+        given, is kept as the user's `kernel` if it ranks high; without one (the compiled
+        core's users), a ranking that reaches the user reads it from the table."""
         board = self.boards.get(partition)
         if board is None:
             board = self.boards[partition] = Board()
@@ -125,34 +150,40 @@ class Leaders:
                 self._unlink(board, user)
         board.sizes[user] = size
         board.state_bytes += size
-        if board.latest is None or state.last_ts > board.latest:
-            board.latest = state.last_ts
-        if state.received is None:
+        if board.latest is None or last_ts > board.latest:
+            board.latest = last_ts
+        if bound is None:
             return
-        day = state.last_ts // DAY_MS
+        day, score, topic_bounds = bound
         if day > board.latest_day:
             board.latest_day = day
-        mass = read_mass(state, day * DAY_MS, self.model)
-        key = (-score_of(mass, self.model), user)
+        key = (-score, user)
         board.ranking.add(key)
-        if board.kernel_floor is None or key <= board.kernel_floor:
+        if state is not None and (board.kernel_floor is None or key <= board.kernel_floor):
             _keep(board, user, kernel(state))
-        topics: tuple[tuple[str, float], ...] = ()
-        if state.topics:
-            topics = tuple(topic_scores(state, mass, self.model))
-            for topic, bound in topics:
-                ranked = board.topics.get(topic)
-                if ranked is None:
-                    ranked = board.topics[topic] = SortedList()
-                ranked.add((-bound, user))
+        topics = tuple(topic_bounds)
+        for topic, topic_bound in topics:
+            ranked = board.topics.get(topic)
+            if ranked is None:
+                ranked = board.topics[topic] = SortedList()
+            ranked.add((-topic_bound, user))
         board.entries[user] = _Entry(key, day, topics)
 
     def flush(
-        self, partition: int, cache: UserCache, store: MutableMapping[bytes, bytes]
+        self,
+        partition: int,
+        cache: UserCache | NativeUserCache,
+        store: MutableMapping[bytes, bytes],
     ) -> list[tuple[bytes, bytes]]:
         """`cache.flush(store)`, indexing each user written: the decoded states are taken
         before the flush (which may drop them from the cache), the sizes from its records.
         Nothing awaits in between, so a view never sees the store ahead of the boards."""
+        if isinstance(cache, NativeUserCache):
+            out = []
+            for key, value, last_ts, bound in cache.flush_bounds(store):
+                self.update_bound(partition, key.decode(), len(value), last_ts, bound)
+                out.append((key, value))
+            return out
         changed = [(user, cache.users[user].state) for user in cache.dirty]
         records = cache.flush(store)
         sizes = dict(records)

@@ -84,7 +84,8 @@ class PipelineMetrics:
     model_version: str
     core: str = "python"
     """The scoring core this process runs, `python` or `native` (`pipeline.native_engine`):
-    the `core` label of `influence_model_info`. Workers run the Python core."""
+    the `core` label of `influence_model_info` (a worker's `Topology` sets it from
+    `Settings.core`)."""
     clock: Callable[[], float] = time.time
     """Wall clock, only for the event-time lag (now - event time of the last event)."""
     consumed_counts: dict[tuple[str, str], int] = field(default_factory=dict)

@@ -15,13 +15,13 @@ reason) and passes the event to `process`.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 from pipeline.engine import Emitted, Engine, EngineStats
+from pipeline.settings import CORE_ENV, core_from_env
 from scoring import Event, Model, Reason, ScoreChange, TopicScore, UserState
 from scoring.quality import AudienceQuality, QualityReason
 from scoring.state import state_from_row
@@ -30,8 +30,7 @@ if TYPE_CHECKING:
     from scoring import _native
 
 Core = Literal["auto", "native", "python"]
-CORE_ENV = "INFLUENCE_CORE"
-"""Environment variable choosing the core of `influence replay`: auto, native or python."""
+Running = Literal["native", "python"]
 
 
 class NativeUnavailable(RuntimeError):
@@ -128,20 +127,31 @@ class NativeEngine:
 AnyEngine = Engine | NativeEngine
 
 
-def make_engine(model: Model, core: Core | None = None) -> AnyEngine:
-    """The engine for a replay: compiled unless `core` (or $INFLUENCE_CORE) says python.
-
-    ``auto`` falls back to the Python core when the compiled one is not built; ``native``
-    fails instead.
-    """
-    chosen = core or os.environ.get(CORE_ENV, "auto")
-    if chosen not in ("auto", "native", "python"):
-        raise ValueError(f"{CORE_ENV} must be auto, native or python, not {chosen!r}")
-    if chosen == "python":
-        return Engine(model)
+def resolve_core(requested: str, needs: str = "NativeEngine") -> Running:
+    """The core a process runs for `requested` (`Settings.core`): ``auto`` is the compiled
+    one when it is built, else Python; ``native`` fails when it is not (`NativeUnavailable`).
+    `needs` names the class the caller uses (a worker: ``NativeUsers``): an extension built
+    from an older checkout may lack it, and counts as not built."""
+    if requested not in ("auto", "native", "python"):
+        raise ValueError(f"{CORE_ENV} must be auto, native or python, not {requested!r}")
+    if requested == "python":
+        return "python"
     try:
-        return NativeEngine(model)
+        if not hasattr(_native_module(), needs):
+            raise NativeUnavailable(
+                f"the compiled core scoring._native has no {needs}: it was built from an "
+                f"older checkout; rebuild it (`pip install -e .`) or set {CORE_ENV}=python"
+            )
     except NativeUnavailable:
-        if chosen == "native":
+        if requested == "native":
             raise
+        return "python"
+    return "native"
+
+
+def make_engine(model: Model, core: Core | None = None) -> AnyEngine:
+    """The engine for a replay: compiled unless `core` (or $INFLUENCE_CORE, `Settings.core`)
+    says python; the choice is `resolve_core`'s, as a worker's."""
+    if resolve_core(core or core_from_env()) == "python":
         return Engine(model)
+    return NativeEngine(model)

@@ -20,6 +20,20 @@ _APP_ID = re.compile(r"[A-Za-z0-9._-]+")
 """What an app id may hold: it names Kafka topics (`<id>-users-changelog`) and a directory."""
 
 
+CORE_ENV = PREFIX + "CORE"
+"""Chooses the scoring core (`Settings.core`) of workers and replays alike."""
+CORES = ("auto", "native", "python")
+
+
+def core_from_env(env: Mapping[str, str] | None = None) -> str:
+    """`Settings.core` as the environment sets it, for a process that needs no other setting
+    (`influence replay`): the same variable, default and check as `Settings.from_env`."""
+    core = (os.environ if env is None else env).get(CORE_ENV, "auto")
+    if core not in CORES:
+        raise ValueError(f"{CORE_ENV} must be one of {', '.join(CORES)}, not {core!r}")
+    return core
+
+
 def _check_app_id(app_id: str) -> None:
     if not _APP_ID.fullmatch(app_id) or app_id in (".", ".."):
         raise ValueError(
@@ -132,6 +146,10 @@ class Settings:
     (pipeline/end_offsets.py); on a timeout the claim keeps holding until the next check."""
     held_report_interval_s: float = 10.0
     """How often a worker logs the sources that keep engagements waiting (pipeline/merge.py)."""
+    core: str = "auto"
+    """The scoring core of the worker's actor and target steps, and of `influence replay`
+    (INFLUENCE_CORE): native (the compiled `scoring._native`; an error if it is not built),
+    python (the specification) or auto (native when built, else python)."""
     engagements_per_message: int = 500
     """Engagements bundled into one repartition message (one Kafka record, many engagements)."""
     topics: Topics = field(default_factory=Topics)
@@ -175,6 +193,8 @@ class Settings:
             raise ValueError("processing_guarantee must be exactly_once or at_least_once")
         if self.partitions < 1:
             raise ValueError("partitions must be at least 1")
+        if self.core not in CORES:
+            raise ValueError(f"{CORE_ENV} must be one of {', '.join(CORES)}, not {self.core!r}")
         if self.replication < 0:
             raise ValueError("replication must be 0 (as the cluster allows) or more")
         _check_app_id(self.app_id)

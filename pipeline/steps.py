@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -35,6 +35,7 @@ from scoring import (
 from scoring.acting import DUPLICATE, SELF
 from scoring.errors import StateError
 from scoring.state import state_from_row, state_to_row
+from scoring.watch import check_decay
 
 STORED_LAYOUT = 1
 
@@ -88,15 +89,27 @@ def encode_stored(stored: Stored) -> bytes:
     return orjson.dumps([STORED_LAYOUT, stored.positions, state_to_row(stored.state)])
 
 
-def decode_stored(data: bytes) -> Stored:
+def stored_parts(data: bytes) -> tuple[dict[str, int], Any]:
+    """A stored row's positions and state row (both cores read a row through this: orjson
+    parses it, then `state_from_row` or the compiled core's reader converts the state)."""
     try:
         layout, positions, row = orjson.loads(data)
     except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
         raise StateError(f"stored user is not a [layout, positions, state] array: {exc}") from exc
     if layout != STORED_LAYOUT:
         raise StateError(f"unknown stored-user layout {layout!r}")
+    if not isinstance(positions, dict):
+        raise StateError("stored user's positions are not an object")
+    return positions, row
+
+
+def decode_stored(data: bytes) -> Stored:
+    positions, row = stored_parts(data)
     return Stored(state_from_row(row), positions)
 
+
+DecayCheck = ScoreChange | Literal[False] | None
+"""A decay re-check's answer (`scoring.watch.Check`): the change, none, or False (gone)."""
 
 Routed = tuple[Engagement, Position]
 """An engagement on its way to its target, with the position of the event that caused it."""
@@ -163,7 +176,9 @@ class UserCache:
     def __init__(self, table: MutableMapping[bytes, bytes], max_clean: int = 100_000) -> None:
         self.table = table
         self.users: dict[str, Stored] = {}
-        self.dirty: set[str] = set()
+        self.dirty: dict[str, None] = {}
+        """Users changed since the last flush, in the order first changed (an ordered set):
+        the changelog records of a batch come out in the same order on every run and core."""
         self.max_clean = max_clean
 
     def get(self, user: str, ts: int) -> Stored:
@@ -188,7 +203,38 @@ class UserCache:
         return stored.state if stored is not None else None
 
     def mark(self, user: str) -> None:
-        self.dirty.add(user)
+        self.dirty[user] = None
+
+    def cached(self, user: str) -> UserState | None:
+        """The decoded copy of the user, if this cache holds one (maybe not flushed yet)."""
+        stored = self.users.get(user)
+        return stored.state if stored is not None else None
+
+    def is_dirty(self, user: str) -> bool:
+        return user in self.dirty
+
+    @property
+    def changed(self) -> int:
+        """Users changed since the last flush."""
+        return len(self.dirty)
+
+    # the steps, as a worker's topology calls them on either core (`pipeline.native_steps`)
+
+    def actor(self, event: Event, origin: Position, model: Model) -> ActorOutput:
+        return actor_step(self, event, origin, model)
+
+    def target(self, engagement: Engagement, origin: Position, model: Model) -> TargetOutput:
+        return target_step(self, engagement, origin, model)
+
+    def decay(self, user: str, day: int, fall_only: bool, model: Model) -> DecayCheck:
+        """The decay watch's check of `user` (`scoring.watch.Check`), marking it changed."""
+        state = self.state_of(user)
+        if state is None:
+            return False
+        change = check_decay(user, state, day, fall_only, model)
+        if change is not None:
+            self.mark(user)
+        return change
 
     def flush(self, store: MutableMapping[bytes, bytes] | None = None) -> list[tuple[bytes, bytes]]:
         """Writes every dirty user to `store` (by default the table) and returns the records
@@ -207,7 +253,7 @@ class UserCache:
 
     def forget(self, user: str) -> bool:
         """Removes the user everywhere in this store; True if there was anything to remove."""
-        self.dirty.discard(user)
+        self.dirty.pop(user, None)
         existed = self.users.pop(user, None) is not None
         key = user.encode()
         if key in self.table:

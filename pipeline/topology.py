@@ -8,7 +8,8 @@ test of a redelivery, a rebalance or a failover on the driver runs the productio
 Kafka Streams' TopologyTestDriver does.
 
 The path of one input: decoded and validated (`decode_input`) → the actor's offset guard and
-step (`apply_input`, `pipeline.steps.actor_step`) → its engagement routed to the target's
+step (`apply_input`, `pipeline.steps.actor_step`, or its compiled twin in
+`pipeline.native_steps` as `Settings.core` says) → its engagement routed to the target's
 partition (`route`, sent at the end of the batch) → at the target, in event-time order across
 sources (`pipeline.ordering`), the target's guard and step (`apply_engagements`) → change
 detection (the steps' `ScoreChange`s) → the partition's decay watch (`watch`, created in
@@ -40,16 +41,11 @@ from pipeline.codec import (
 )
 from pipeline.leaders import Leaders
 from pipeline.metrics import PipelineMetrics
+from pipeline.native_engine import resolve_core
+from pipeline.native_steps import NativeUserCache
 from pipeline.outbox import Outbox, Output
 from pipeline.settings import Settings
-from pipeline.steps import (
-    Position,
-    Routed,
-    UserCache,
-    actor_step,
-    encode_engagements,
-    target_step,
-)
+from pipeline.steps import DecayCheck, Position, Routed, UserCache, encode_engagements
 from scoring import DecayWatch, Event, Invalid, Model, ScoreChange
 from scoring.errors import StateError
 
@@ -57,6 +53,9 @@ log = logging.getLogger(__name__)
 
 Payload = TypeVar("Payload")
 Scope = Callable[[Any], AbstractContextManager[None]]
+
+Users = UserCache | NativeUserCache
+"""A partition's users on the Python core or the compiled one (`pipeline.native_steps`)."""
 
 SCAN_SLICE = 2000
 """Rows between two yields of the table scan (`scan`): a large table must let a worker's
@@ -93,12 +92,16 @@ class Topology:
         self.topics = names
         self.changelog_topic = changelog_topic
         self.metrics = metrics if metrics is not None else PipelineMetrics(model.model_version)
+        self.core = resolve_core(settings.core, needs="NativeUsers")
+        """The core of the actor and target steps (`Settings.core`): `native` when the
+        compiled one is built, unless the settings say python."""
+        self.metrics.core = self.core
         self.now_ms = now_ms
         self.partition_count = settings.partitions
         self.exactly_once = settings.processing_guarantee == "exactly_once"
         self.max_ahead_ms = int(settings.max_ahead_s * 1000)
         self.input_index = {name: i for i, name in enumerate((*names.inputs, names.forwarded))}
-        self.caches: dict[int, UserCache] = {}
+        self.caches: dict[int, Users] = {}
         """One cache per partition: a batch's changed users are written under an event of
         their own partition, which is where Faust puts a table write."""
         self.clocks: dict[int, DecayWatch] = {}
@@ -118,10 +121,15 @@ class Topology:
 
     # state
 
-    def cache(self, partition: int) -> UserCache:
+    def cache(self, partition: int) -> Users:
         cache = self.caches.get(partition)
         if cache is None:
-            cache = self.caches[partition] = UserCache(self.table, self.settings.cache_max_users)
+            size = self.settings.cache_max_users
+            cache = self.caches[partition] = (
+                NativeUserCache(self.table, self.model, size)
+                if self.core == "native"
+                else UserCache(self.table, size)
+            )
         return cache
 
     def reset(self) -> None:
@@ -169,9 +177,12 @@ class Topology:
                 pass
         assert self.watched is not None
         watch = self.clocks[partition] = DecayWatch(users=self.watched.pop(partition, {}))
-        cache = self.cache(partition)
-        for change, day in watch.resume(ts, cache.state_of, self.model):
-            cache.mark(change.user)
+        cache, model = self.cache(partition), self.model
+
+        def check(user: str, day: int, fall_only: bool) -> DecayCheck:
+            return cache.decay(user, day, fall_only, model)
+
+        for change, day in watch.resume_by(ts, check, model):
             self.publish(change, f"decay:{day}", partition)
         return watch
 
@@ -206,7 +217,7 @@ class Topology:
         """A partition's changed users written to `store`, as changelog records to send
         (after the batch's outputs are acknowledged: `pipeline.outbox`)."""
         cache = self.caches.get(partition)
-        if cache is None or not cache.dirty:
+        if cache is None or not cache.changed:
             return []
         topic = self.changelog_topic
         return [
@@ -216,7 +227,7 @@ class Topology:
 
     def dirty(self, partition: int) -> bool:
         cache = self.caches.get(partition)
-        return cache is not None and bool(cache.dirty)
+        return cache is not None and bool(cache.changed)
 
     # handlers
 
@@ -247,7 +258,7 @@ class Topology:
         partition = event.message.partition
         self.watch(partition, decoded.ts)
         try:
-            out = actor_step(self.cache(partition), decoded, origin, self.model)
+            out = self.cache(partition).actor(decoded, origin, self.model)
         except StateError as exc:
             self.unreadable(decoded.actor, exc, event)
             return
@@ -267,15 +278,18 @@ class Topology:
             self.dead_letter(routed, event)
             return
         partition = event.message.partition
-        cache = self.cache(partition)
+        cache, model = self.cache(partition), self.model
+
+        def check(user: str, day: int, fall_only: bool) -> DecayCheck:
+            return cache.decay(user, day, fall_only, model)
+
         for engagement, origin in routed:
             clock = self.watch(partition, engagement.ts)
             self.metrics.event_time(engagement.ts, partition)
-            for change, day in clock.advance(engagement.ts, cache.state_of, self.model):
-                cache.mark(change.user)
+            for change, day in clock.advance_by(engagement.ts, check, model):
                 self.publish(change, f"decay:{day}", partition)
             try:
-                out = target_step(cache, engagement, origin, self.model)
+                out = cache.target(engagement, origin, model)
             except StateError as exc:
                 self.unreadable(engagement.target, exc, event)
                 continue

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from scoring.mass import read_mass
 from scoring.model import DAY_MS, Model
 from scoring.score import ScoreChange, detect_change, score_of
 from scoring.state import UserState
+
+Check = Callable[[str, int, bool], "ScoreChange | Literal[False] | None"]
+"""(user, day, fall_only) → the user's decay change at the start of `day` (recorded in its
+state), None if there is none, False if the user is gone. A worker on the compiled core checks
+in Rust (`pipeline.native_steps`); `states_check` is the rule, over Python states."""
 
 
 @dataclass(slots=True)
@@ -45,22 +51,18 @@ class DecayWatch:
         published would read a higher one): the lost change comes out again (same day, same
         event id), and a consistent state gives none.
         """
+        return self.resume_by(ts, states_check(state_of, model), model)
+
+    def resume_by(self, ts: int, check: Check, model: Model) -> list[tuple[ScoreChange, int]]:
+        """`resume` with each user's check made by `check` (a worker's core: `Check`)."""
         self.now = ts
         day = ts // DAY_MS
         out: list[tuple[ScoreChange, int]] = []
         for user in list(self.users):
-            state = state_of(user)
-            if state is None:
+            change = check(user, day, True)
+            if change is False:
                 self.users.pop(user, None)
-                continue
-            boundary = day * DAY_MS
-            if state.last_ts > boundary or state.published is None:
-                continue
-            fallen = score_of(read_mass(state, boundary, model), model)
-            if fallen > state.published - model.change_threshold:
-                continue
-            change = detect_change(user, state, boundary, model, "decay")
-            if change is not None:
+            elif change is not None:
                 self.note(change, model)
                 out.append((change, day))
         return out
@@ -76,6 +78,10 @@ class DecayWatch:
         Each change is also noted here, and has been recorded in the user's state by
         `detect_change` (the caller persists it). Users `state_of` no longer knows are dropped.
         """
+        return self.advance_by(ts, states_check(state_of, model), model)
+
+    def advance_by(self, ts: int, check: Check, model: Model) -> list[tuple[ScoreChange, int]]:
+        """`advance` with each user's check made by `check` (a worker's core: `Check`)."""
         now = self.now
         if now is None or ts <= now:
             if now is None:
@@ -85,14 +91,40 @@ class DecayWatch:
         out: list[tuple[ScoreChange, int]] = []
         for day in range(now // DAY_MS + 1, ts // DAY_MS + 1):
             for user in list(self.users):
-                state = state_of(user)
-                if state is None:
+                change = check(user, day, False)
+                if change is False:
                     self.users.pop(user, None)
-                    continue
-                if state.last_ts > day * DAY_MS:
-                    continue  # a watch rebuilt on a rewound stream: the user is ahead of it
-                change = detect_change(user, state, day * DAY_MS, model, "decay")
-                if change is not None:
+                elif change is not None:
                     self.note(change, model)
                     out.append((change, day))
         return out
+
+
+def check_decay(
+    user: str, state: UserState, day: int, fall_only: bool, model: Model
+) -> ScoreChange | None:
+    """One user's decay re-check at the start of `day`. A user updated after that boundary is
+    skipped (a watch rebuilt on a rewound stream: the user is ahead of it). `fall_only` (a
+    resumed watch): only a fall by the change threshold, and only for a published score."""
+    boundary = day * DAY_MS
+    if state.last_ts > boundary:
+        return None
+    if fall_only:
+        if state.published is None:
+            return None
+        fallen = score_of(read_mass(state, boundary, model), model)
+        if fallen > state.published - model.change_threshold:
+            return None
+    return detect_change(user, state, boundary, model, "decay")
+
+
+def states_check(state_of: Callable[[str], UserState | None], model: Model) -> Check:
+    """`Check` over Python states (`state_of`: None for a user who is gone)."""
+
+    def check(user: str, day: int, fall_only: bool) -> ScoreChange | Literal[False] | None:
+        state = state_of(user)
+        if state is None:
+            return False
+        return check_decay(user, state, day, fall_only, model)
+
+    return check

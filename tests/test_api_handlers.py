@@ -44,7 +44,7 @@ from pipeline.leaders import Leaders, TopEntry
 from pipeline.metrics import PipelineMetrics
 from pipeline.native_engine import make_engine
 from pipeline.replay import top_scores
-from pipeline.steps import Stored, decode_stored, encode_stored
+from pipeline.steps import Stored, UserCache, decode_stored, encode_stored
 from pipeline.synthetic import GeneratorConfig, generate
 from scoring import DecayWatch, Event, Model, parse_event, read_mass, score_of
 from scoring.events import MAX_TS_MS, MIN_TS_MS
@@ -267,9 +267,9 @@ def test_a_worker_answers_for_its_own_partitions_at_their_stream_time(
     # a ranking reads users as last written (their bound was computed from that).
     newer = Engine(model)
     newer.process(ev("mention", "someone", "star", day=3))
-    owner.pipeline.caches[star_partition] = SimpleNamespace(
-        users={"star": Stored(newer.states["star"])}, dirty={"star"}
-    )
+    changed = owner.pipeline.caches[star_partition] = UserCache({})
+    changed.users["star"] = Stored(newer.states["star"])
+    changed.mark("star")
     found = owner.lookup("star")
     assert found is not None and found[0] is newer.states["star"]
     written = owner.written(star_partition, "star")
@@ -336,9 +336,7 @@ def _split(engine: Engine, partitions: int, owners: list[set[int]], cached: bool
             if p in active:
                 metrics.event_time(state.last_ts, partition=p)
                 if cached:
-                    cache = worker.pipeline.caches.setdefault(
-                        p, SimpleNamespace(users={}, dirty=set())
-                    )
+                    cache = worker.pipeline.caches.setdefault(p, UserCache({}))
                     cache.users[user] = Stored(state)
         workers.append(worker)
     return workers

@@ -129,6 +129,63 @@ pub fn row_parts(h: &ScoreHistory) -> (i64, String, Option<i64>, String) {
     (h.day, closes, h.previous.map(i64::from), changes)
 }
 
+/// `scoring.history.unpack`: None on a character `pack` never writes or a cut-off number.
+fn unpack(text: &str) -> Option<Vec<i64>> {
+    let mut out = Vec::new();
+    let (mut z, mut shift) = (0u64, 0u32);
+    for c in text.bytes() {
+        let digit = PACK_ALPHABET.iter().position(|d| *d == c)? as u64;
+        z = z.checked_add((digit % PACK_LAST).checked_shl(shift)?)?;
+        shift += PACK_BITS;
+        if digit < PACK_LAST {
+            out.push(if z % 2 == 0 {
+                (z / 2) as i64
+            } else {
+                -(z.div_ceil(2) as i64)
+            });
+            (z, shift) = (0, 0);
+        }
+    }
+    (shift == 0).then_some(out)
+}
+
+/// The inverse of `row_parts` (scoring.history.history_from_row); None where Python raises.
+pub fn from_row_parts(
+    day: i64,
+    closes: &str,
+    previous: Option<i64>,
+    changes: &str,
+) -> Option<ScoreHistory> {
+    let (deltas, packed) = (unpack(closes)?, unpack(changes)?);
+    if packed.len() % 3 != 0 || deltas.is_empty() {
+        return None;
+    }
+    let mut before = 0i64;
+    let mut kept = Vec::with_capacity(deltas.len());
+    for d in deltas {
+        before += d;
+        kept.push(u16::try_from(before).ok()?);
+    }
+    let (mut minute, mut score) = (0i64, 0i64);
+    let mut out = Vec::with_capacity(packed.len() / 3);
+    for c in packed.chunks(3) {
+        (minute, score) = (minute + c[0], score + c[1]);
+        out.push(Change {
+            minute: i32::try_from(minute).ok()?,
+            score: u16::try_from(score).ok()?,
+            cause: u8::try_from(c[2])
+                .ok()
+                .filter(|i| usize::from(*i) < CAUSES.len())?,
+        });
+    }
+    Some(ScoreHistory {
+        day,
+        closes: kept,
+        previous: previous.map(u16::try_from).transpose().ok()?,
+        changes: out,
+    })
+}
+
 /// The history as scoring.history.history_body gives it, written as orjson writes it.
 pub fn history_json(out: &mut Vec<u8>, history: Option<&ScoreHistory>, landmark: i64) {
     let mut o = Object::open(out);

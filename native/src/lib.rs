@@ -22,6 +22,7 @@ pub mod receiving;
 pub mod score;
 pub mod sketch;
 pub mod state;
+pub mod stored;
 pub mod topics;
 pub mod windows;
 

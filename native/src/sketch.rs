@@ -44,6 +44,30 @@ impl Bloom {
             .all(|p| words[(p / 64) as usize] & (1 << (p % 64)) != 0)
     }
 
+    /// Python's `int(text, 16)` of a stored row (the inverse of `hex`); None if it is not
+    /// hex digits or needs more than the filter's 1,024 bits.
+    pub fn from_hex(text: &str) -> Option<Bloom> {
+        let digits = text.trim_start_matches('0');
+        if text.is_empty() || digits.len() > 256 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        if digits.is_empty() {
+            return Some(Bloom(None));
+        }
+        let mut words = [0u64; 16];
+        let bytes = digits.as_bytes();
+        for (i, word) in words.iter_mut().enumerate() {
+            let end = bytes.len().saturating_sub(16 * i);
+            if end == 0 {
+                break;
+            }
+            let start = end.saturating_sub(16);
+            let chunk = std::str::from_utf8(&bytes[start..end]).ok()?;
+            *word = u64::from_str_radix(chunk, 16).ok()?;
+        }
+        Some(Bloom(Some(Box::new(words))))
+    }
+
     /// Python's `format(bits, "x")`.
     pub fn hex(&self) -> String {
         let mut s = String::new();

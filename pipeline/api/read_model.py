@@ -84,10 +84,9 @@ class WorkerState:
     def _decoded(self, user: str, partition: int, data: bytes | None) -> UserState | None:
         """The partition cache's copy (newest, maybe not flushed yet), else the table's."""
         cache = self.pipeline.caches.get(partition)
-        cached = cache.users.get(user) if cache is not None else None
+        cached: UserState | None = cache.cached(user) if cache is not None else None
         if cached is not None:
-            state: UserState = cached.state
-            return state
+            return cached
         return decode_stored(data).state if data is not None else None
 
     def lookup(self, user: str) -> tuple[UserState, int] | None:
@@ -101,11 +100,10 @@ class WorkerState:
         """The user as last written to the table, which its leader-board bound was computed
         from: the cache's copy unless it holds changes not flushed yet, else the table's."""
         cache = self.pipeline.caches.get(partition)
-        if cache is not None and user not in cache.dirty:
-            cached = cache.users.get(user)
+        if cache is not None and not cache.is_dirty(user):
+            cached: UserState | None = cache.cached(user)
             if cached is not None:
-                state: UserState = cached.state
-                return state
+                return cached
         data = self.pipeline.table.get(user.encode())
         return decode_stored(data).state if data is not None else None
 

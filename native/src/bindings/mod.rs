@@ -5,6 +5,8 @@
 mod convert;
 mod records;
 mod rows;
+mod rows_in;
+mod worker;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
@@ -378,6 +380,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add_class::<NativeEngine>()?;
     m.add_class::<SnapshotChunks>()?;
+    m.add_class::<worker::NativeUsers>()?;
     m.add_function(wrap_pyfunction!(dumps_float, m)?)?;
     m.add_function(wrap_pyfunction!(dumps_str, m)?)?;
     Ok(())

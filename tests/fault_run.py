@@ -10,7 +10,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pipeline.driver import Driver, Killed, Worker, driver_settings
+from pipeline.driver import Driver, Worker, driver_settings
+from pipeline.driver_records import Killed
 from pipeline.processing import Ack, Batch, EndOffsets
 from scoring import Event, Model
 from tests.fault_schedule import (

@@ -130,6 +130,45 @@ def test_a_batch_that_a_seek_overtook_is_dropped_and_the_seek_repeated(
     assert seeks == ["committed", (B, 0), "committed", (B, 0)]
 
 
+def test_a_seek_that_ends_during_a_batchs_last_record_is_repeated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No record follows the one in flight, so only the end of the batch can see the seek:
+    without the repeat, that record's offset stays Faust's read offset, and the records
+    before it, fetched again from the committed offset, are dropped as already read."""
+    seeks: list[object] = []
+
+    async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[object, Record]]:
+        for offset in (218, 219):
+            yield A, Record(offset)
+
+    async def seek_to_committed(self: object) -> None:
+        seeks.append("committed")
+
+    async def seek_wait(self: object, partitions: dict[object, int]) -> None:
+        seeks.extend(partitions.items())
+
+    monkeypatch.setattr(Consumer, "getmany", fetched)
+    monkeypatch.setattr(Consumer, "perform_seek", seek_to_committed)
+    monkeypatch.setattr(Consumer, "seek_wait", seek_wait)
+    monkeypatch.setattr(Consumer, "_is_changelog_tp", lambda self, tp: False)
+    monkeypatch.setattr(Consumer, "assignment", lambda self: {A})
+    monkeypatch.setattr(Consumer, "earliest_offsets", earliest)
+    consumer = object.__new__(AtLeastOnceConsumer)
+    consumer._committed_offset = {A: 218}
+
+    async def deliver() -> list[object]:
+        delivered: list[object] = []
+        async for tp, record in consumer.getmany(1.0):
+            delivered.append((tp, record.offset))
+            if record.offset == 219:
+                await consumer.perform_seek()  # ends while the batch's last record is in flight
+        return delivered
+
+    assert asyncio.run(deliver()) == [(A, 218), (A, 219)]
+    assert seeks == ["committed", "committed"]  # the seek, then its repeat
+
+
 def test_a_batch_without_a_seek_is_delivered_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     async def fetched(self: object, timeout: float) -> AsyncIterator[tuple[object, Record]]:
         for offset in (1, 2):

@@ -27,6 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.api.replies import explain_body, user_body
 from pipeline.api.top import rank_users
 from pipeline.engine import Engine
+from pipeline.native_engine import resolve_core
+from pipeline.settings import core_from_env
 from pipeline.synthetic import GeneratorConfig, generate
 from scoring import Event, Model, parse_event
 from scoring.events import Invalid
@@ -174,7 +176,8 @@ def test_one_worker_metrics_health_and_queries(
     assert values[("influence_event_time_lag_seconds", ())] > 0
     assert values[("influence_users_tracked", ())] == len(engine.states)
     assert values[("influence_state_bytes", ())] > 0
-    worker_info = (("core", "python"), ("version", model.model_version))  # workers: Python
+    core = resolve_core(core_from_env(), needs="NativeUsers")  # the worker's, from the same env
+    worker_info = (("core", core), ("version", model.model_version))
     assert values[("influence_model_info", worker_info)] == 1
     assert values[("influence_up", ())] == 1
     assert values[("influence_recovery_in_progress", ())] == 0

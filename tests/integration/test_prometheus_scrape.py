@@ -27,6 +27,8 @@ import orjson
 import pytest
 import yaml
 
+from pipeline.native_engine import resolve_core
+from pipeline.settings import core_from_env
 from pipeline.synthetic import GeneratorConfig, generate
 from scoring import Model
 from tests.integration.pipeline_kit import (
@@ -315,7 +317,8 @@ def test_prometheus_scrapes_a_worker_and_evaluates_the_alert_rules(
         assert prometheus.scalar("influence_up") == 1
         info = prometheus.query("influence_model_info")
         assert [r["metric"]["version"] for r in info] == [model.model_version]
-        assert [r["metric"]["core"] for r in info] == ["python"]  # workers run the Python core
+        worker_core = resolve_core(core_from_env(), needs="NativeUsers")  # from the same env
+        assert [r["metric"]["core"] for r in info] == [worker_core]
         lag = prometheus.query("influence_consumer_lag_messages")
         assigned = {(r["metric"]["topic"], r["metric"]["partition"]) for r in lag}
         for topic in deployment.topics.inputs:  # one worker owns every partition

@@ -21,7 +21,14 @@ from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
 from pipeline.engine import Emitted
-from pipeline.steps import ActorOutput, DecayCheck, Position, TargetOutput, stored_parts
+from pipeline.steps import (
+    ActorOutput,
+    DecayCheck,
+    Position,
+    TargetOutput,
+    delete_row,
+    stored_parts,
+)
 from scoring import Engagement, Event, Model, Reason, ScoreChange, TopicScore, UserState
 from scoring.errors import StateError
 from scoring.quality import AudienceQuality, QualityReason
@@ -109,11 +116,7 @@ class NativeUserCache:
 
     def forget(self, user: str) -> bool:
         existed = self.core.forget(user)
-        key = user.encode()
-        if key in self.table:
-            del self.table[key]
-            existed = True
-        return existed
+        return delete_row(self.table, user) or existed
 
     def clear(self) -> None:
         self.core.clear()

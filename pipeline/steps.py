@@ -163,6 +163,15 @@ def decode_engagements(data: bytes) -> Bundle:
     return Bundle(out, progress)
 
 
+def delete_row(table: MutableMapping[bytes, bytes], user: str) -> bool:
+    """Deletes the user's stored row, for either core's `forget`; True if there was one."""
+    key = user.encode()
+    if key not in table:
+        return False
+    del table[key]
+    return True
+
+
 class UserCache:
     """Decoded users over a key-value table of encoded ones (a Faust table in workers).
 
@@ -255,11 +264,7 @@ class UserCache:
         """Removes the user everywhere in this store; True if there was anything to remove."""
         self.dirty.pop(user, None)
         existed = self.users.pop(user, None) is not None
-        key = user.encode()
-        if key in self.table:
-            del self.table[key]
-            existed = True
-        return existed
+        return delete_row(self.table, user) or existed
 
     def clear(self) -> None:
         """Partitions moved: unflushed changes are dropped, their messages will be redelivered."""

@@ -8,7 +8,9 @@ Streams' task timestamp synchronisation, events are held per partition and the o
 released only while every other partition either has an event waiting or has nothing more to
 give (the broker holds nothing newer than what reached the aligner). A partition that stays
 behind longer than `max_wait_s` (wall clock) stops holding the others back until its next event
-arrives, so a silent or slow partition delays the others by at most that much.
+arrives, so a fetch that never comes delays the others by at most that much (a partition the
+broker has nothing more for is not waited for at all). Kafka Streams, too, waits for a
+partition that has records on the broker (KIP-695): giving up applies them after later ones.
 
 A partition may instead have a *watermark* (`pipeline.forward`: a forward-topic partition,
 whose events come from other workers): empty, it holds back only events later than its

@@ -45,14 +45,14 @@ def install_agents(app: faust.App, pipeline: Pipeline, settings: Settings) -> No
         async for events in cast(Stream[bytes], stream).take_events(batch, within=within):
             await pipeline.run_control(events)
 
-    @app.timer(settings.align_max_wait_s / 2)  # type: ignore[untyped-decorator]
+    @app.timer(settings.release_interval_s)  # type: ignore[untyped-decorator]
     async def release_held_inputs() -> None:
-        """Inputs held for a partition that went quiet go once `align_max_wait_s` passed;
-        progress that changed without an input (a partition found idle) is announced."""
+        """Inputs held back by a late partition go once `align_max_wait_s` passed; progress
+        that changed without an input (a partition found idle) is announced."""
         if pipeline.input_stream is not None:
             await pipeline.unless_stopping(lambda: pipeline.run_inputs([]))
 
-    @app.timer(settings.align_max_wait_s)  # type: ignore[untyped-decorator]
+    @app.timer(settings.release_interval_s)  # type: ignore[untyped-decorator]
     async def release_held_engagements() -> None:
         """Held engagements are released as messages arrive; when none arrive, this lets a
         merge that waited `merge_max_wait_s` for a silent source go on."""

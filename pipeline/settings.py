@@ -133,9 +133,16 @@ class Settings:
     """How long an agent waits to fill a batch: the latency a quiet stream pays."""
     cache_max_users: int = 100_000
     """Decoded users kept per partition between batches (beyond it, decoded again on use)."""
-    align_max_wait_s: float = 1.0
+    align_max_wait_s: float = 30.0
     """How long input partitions with events wait for one that is behind in event time and
-    still has events on the broker (pipeline/aligner.py); then it stops holding them back."""
+    still has events on the broker (pipeline/aligner.py); then it stops holding them back.
+    As long as `merge_max_wait_s`: such a partition has not gone quiet, its fetch is late
+    (a loaded machine, a blocked loop, a slow broker), and giving up applies its events
+    after later ones. At 1 s, a partition starved for a few seconds put one actor's retweet
+    of day 4 after its forwarded one of day 9 and scored their target 0.1 off."""
+    release_interval_s: float = 0.5
+    """How often a worker's timers release held inputs and engagements whose wait ended,
+    and announce the progress of partitions found idle without an input."""
     merge_max_wait_s: float = 30.0
     """How long a held engagement waits for sources that say nothing before they stop holding
     it back (pipeline/merge.py): longer than a failover takes (session timeout, recovery), so

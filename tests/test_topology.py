@@ -313,7 +313,7 @@ def test_a_failover_with_inputs_on_another_partitioner(model: Model) -> None:
     """As the failover above, with a third of the inputs produced outside their actor's
     partition: forwarded by whichever worker reads them, through the failover. It ended
     0.018 and 0.012 off for two users while the survivor's aligner gave up on its forward
-    partitions after `align_max_wait_s` (1 s), when the dead worker's partitions, which
+    partitions after `align_max_wait_s` (then 1 s), when the dead worker's partitions, which
     still owed them forwards, had no owner; forward partitions are now waited for
     `merge_max_wait_s` (docs/pipeline.md, Producers and partitioners)."""
     driver = Driver(model, driver_settings(PARTITIONS))

@@ -31,7 +31,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pipeline import cli
+from pipeline import commands
 from pipeline.cli import build_parser
 from pipeline.metrics import PipelineMetrics, Recovery, StateSize
 from pipeline.settings import PREFIX, Settings, Topics
@@ -430,13 +430,13 @@ def test_dockerfile_runs_the_worker_unprivileged_with_the_cli_and_settings(
     entrypoint, cmd = _exec_form(instructions, "ENTRYPOINT"), _exec_form(instructions, "CMD")
     assert project["project"]["scripts"][entrypoint[0]] == "pipeline.cli:main"
     args = build_parser().parse_args([*entrypoint[1:], *cmd])
-    assert args.run is cli._cmd_worker
+    assert args.run is commands.worker
     # compose's one-shot job and worker override CMD / ENTRYPOINT: those parse too
     services = yaml.safe_load(COMPOSE.read_text())["services"]
-    assert build_parser().parse_args(services["topic-init"]["command"]).run is cli._cmd_topics
+    assert build_parser().parse_args(services["topic-init"]["command"]).run is commands.topics
     shell = shlex.split(services["worker"]["entrypoint"][-1])
     assert shell[shell.index("exec") + 1] == entrypoint[0]
-    assert build_parser().parse_args(shell[shell.index("exec") + 2 :]).run is cli._cmd_worker
+    assert build_parser().parse_args(shell[shell.index("exec") + 2 :]).run is commands.worker
 
     user = [rest for k, rest in instructions if k == "USER"]
     assert len(user) == 1 and user[0].isdigit() and int(user[0]) != 0, user  # not root
@@ -454,7 +454,7 @@ def test_dockerfile_runs_the_worker_unprivileged_with_the_cli_and_settings(
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    settings = cli._settings(args)  # what `influence worker` runs with in the image
+    settings = commands.settings_of(args)  # what `influence worker` runs with in the image
     workdir = [rest for k, rest in instructions if k == "WORKDIR"][-1]
     assert settings.data_dir == workdir  # the directory the unprivileged user owns
     assert settings.web_host == "0.0.0.0"

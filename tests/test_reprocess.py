@@ -63,10 +63,10 @@ def test_the_seek_moves_each_assigned_input_partition_once() -> None:
 
 
 def test_worker_options_reach_the_settings() -> None:
-    from pipeline.cli import _settings
+    from pipeline.commands import settings_of
 
     args = build_parser().parse_args(["worker", "--shadow", "--from", "2012-07-04T00:00Z"])
-    settings = _settings(args)
+    settings = settings_of(args)
     assert settings.shadow and settings.start_from_ms == 1_341_360_000_000
-    plain = _settings(build_parser().parse_args(["worker"]))
+    plain = settings_of(build_parser().parse_args(["worker"]))
     assert not plain.shadow and plain.start_from_ms is None

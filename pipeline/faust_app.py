@@ -61,7 +61,8 @@ def install_agents(app: faust.App, pipeline: Pipeline, settings: Settings) -> No
 
     @app.timer(settings.held_report_interval_s)  # type: ignore[untyped-decorator]
     async def report_held() -> None:
-        """Says which sources keep engagements waiting (a stalled source shows here)."""
+        """Says which sources keep engagements waiting (a stalled source shows here), and
+        while inputs are held, how far each forward partition lets them through."""
         for partition, merge in engagements.merges.items():
             if merge.held:
                 log.info(
@@ -71,6 +72,17 @@ def install_agents(app: faust.App, pipeline: Pipeline, settings: Settings) -> No
                     merge.waiting_on(),
                     sorted(merge.progress.items()),
                 )
+        inputs = pipeline.processing.inputs
+        if not len(inputs.aligner):
+            return
+        for partition, forward in sorted(inputs.forwarding.merges.items()):
+            log.info(
+                "forward partition %s lets inputs through up to %s (%s held; forwarders %s)",
+                partition,
+                forward.low_water(),
+                forward.held,
+                sorted(forward.progress.items()),
+            )
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *_: Any, **__: Any) -> None:

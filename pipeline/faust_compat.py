@@ -51,10 +51,16 @@ Faust, tables:
 
 Faust's aiokafka consumer, overridden in `pipeline.consumer.AtLeastOnceConsumer`:
 - `perform_seek()` (awaited by table recovery and by Faust's fetch loop), `getmany(timeout)`
-  (iterated by `Consumer._drain_messages`), `_new_offset(tp)` (called by Faust's commit).
-- Its fields `_acked`, `_acked_index`, `_gap` (`intervaltree.IntervalTree`: `overlap`,
-  `chop`), `_committed_offset`; its methods `_is_changelog_tp(tp)`, `seek(tp, offset)`,
+  (iterated by `Consumer._drain_messages`), `_new_offset(tp)` (called by Faust's commit),
+  `_getmany(active_partitions, timeout)` (awaited by `Consumer._wait_next_records`: one
+  fetch, before Faust filters it).
+- Its fields `_acked`, `_acked_index`, `_gap` (cleared: its gaps include the record after
+  each hole), `_committed_offset`; its methods `_is_changelog_tp(tp)`, `seek(tp, offset)`,
   `assignment()`, `earliest_offsets(*tps)`.
+- aiokafka's fetch positions, read synchronously (`AtLeastOnceConsumer._positions`): Faust's
+  consumer thread `_thread._consumer` (the `AIOKafkaConsumer`, None before it starts), its
+  `_subscription.subscription.assignment` (`tps`, `state_value(tp)`), each partition state's
+  `has_valid_position` and `position`; `intervaltree.IntervalTree` (`addi`, `chop`).
 - aiokafka: `AIOKafkaConsumer.seek_to_committed()`, which Faust's `perform_seek` runs and
   which moves only partitions committed above offset 0 (why `_rewind_uncommitted` exists).
 

@@ -51,6 +51,7 @@ OVERRIDES: list[tuple[type, str]] = [
     (AtLeastOnceConsumer, "_new_offset"),
     (AtLeastOnceConsumer, "_getmany"),
     (SourcePartitionTransactions, "send"),
+    (SourcePartitionTransactions, "commit"),
     (IdempotentProducer, "_settings_extra"),
 ]
 """(our class, method): methods of Faust's that we replace."""
@@ -69,6 +70,12 @@ CALLED: list[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = 
         faust_aiokafka.Producer.send,
         ("topic", b"k", b"v", 0, None, None),
         {"transactional_id": "app-0-1"},
+    ),
+    (
+        "aiokafka Producer.commit_transactions (SourcePartitionTransactions.commit)",
+        faust_aiokafka.Producer.commit_transactions,
+        ({"app-0-1": {TP("t", 1): 5}}, "app"),
+        {"start_new_transaction": True},
     ),
     (
         "aiokafka Consumer.key_partition (SourcePartitionTransactions.send)",
@@ -181,6 +188,18 @@ CALL_SITES: list[tuple[str, Callable[..., Any], str]] = [
         "SourcePartitionTransactions names a transaction as Faust's commit does; that changed",
         TRANSACTIONS.commit,
         'transactional_id = f"{group_id}-{group}-{tp.partition}"',
+    ),
+    (
+        "SourcePartitionTransactions.commit copies Faust's commit, which no longer commits"
+        " through producer.commit_transactions",
+        TRANSACTIONS.commit,
+        "await producer.commit_transactions(",
+    ),
+    (
+        "SourcePartitionTransactions.commit: Faust's consumer no longer commits through"
+        " self.transactions.commit",
+        FAUST_CONSUMER._commit_offsets,
+        "await self.transactions.commit(",
     ),
     (
         "faust_compat.as_current sets _current_event to a weakref, as Faust's streams do",

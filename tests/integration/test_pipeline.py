@@ -118,10 +118,16 @@ def test_two_workers_on_four_partitions_match_the_embedded_engine(
     assert_same_as_embedded(deployment, embedded, model)
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_kill_9_mid_stream_loses_and_duplicates_nothing(
-    deploy, higgs_slice: list[Event], embedded: Engine, model: Model, tmp_path: Path
+    deploy,
+    higgs_slice: list[Event],
+    embedded: Engine,
+    model: Model,
+    tmp_path: Path,
+    guarantee: str,
 ) -> None:
-    deployment = deploy(4, "at_least_once")
+    deployment = deploy(4, guarantee)
     worker = deployment.start_worker(tmp_path)
     asyncio.run(produce_events(deployment.bootstrap, deployment.topics, higgs_slice))
     deadline = time.monotonic() + 120

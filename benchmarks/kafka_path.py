@@ -10,7 +10,7 @@ The stream is produced into fresh topics first; then the workers start and the t
 the first score event received to the last one, once the group's committed offsets have
 reached the end of the input and repartition topics.
 
-    python -m benchmarks.kafka_path [--events 200000] [--floors]
+    python -m benchmarks.kafka_path [--events 200000] [--floors] [--guarantee exactly_once]
 
 `--floors`: only the compiled-core worker between the two counting agents (`noack_take`
 before it, `take_events` after it), on one copy of the topics: the ratio to Faust's floor with
@@ -238,11 +238,17 @@ def embedded(messages: list[Message]) -> tuple[float, int]:
 
 
 def run(
-    server: str, messages: list[Message], tmp: Path, *, python_core: bool = True
+    server: str,
+    messages: list[Message],
+    tmp: Path,
+    *,
+    python_core: bool = True,
+    guarantee: str = "at_least_once",
 ) -> tuple[PathResult, Deployment]:
     """The measurements, one after the other; the deployment's topics stay for reuse. With
-    `python_core`, the worker on the Python core last, on a copy of the topics."""
-    deployment = new_deployment(server, "bench-path-")
+    `python_core`, the worker on the Python core last, on a copy of the topics. `guarantee`:
+    the workers' INFLUENCE_PROCESSING_GUARANTEE."""
+    deployment = new_deployment(server, "bench-path-", guarantee=guarantee)
     produce_s = harness.produce_all(server, deployment, messages)
     transport = transport_limit(server, deployment, len(messages))
     floor, floor_cpu = faust_floor(deployment, len(messages))
@@ -251,7 +257,7 @@ def run(
     worker = run_workers(server, deployment, 1, len(messages), tmp, env=native)
     python = None
     if python_core:
-        copy = new_deployment(server, "bench-path-py-")
+        copy = new_deployment(server, "bench-path-py-", guarantee=guarantee)
         harness.produce_all(server, copy, messages)
         python = run_workers(server, copy, 1, len(messages), tmp, env={"INFLUENCE_CORE": "python"})
     embedded_rate, changes = embedded(messages)
@@ -270,8 +276,8 @@ def run(
     return result, deployment
 
 
-def floors(server: str, messages: list[Message]) -> int:
-    deployment = new_deployment(server, "bench-floors-")
+def floors(server: str, messages: list[Message], guarantee: str = "at_least_once") -> int:
+    deployment = new_deployment(server, "bench-floors-", guarantee=guarantee)
     harness.produce_all(server, deployment, messages)
     total = len(messages)
     noack, noack_cpu = faust_floor(deployment, total, noack=True)
@@ -293,13 +299,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--floors", action="store_true", help="the worker between two floors")
+    parser.add_argument(
+        "--guarantee", choices=("at_least_once", "exactly_once"), default="at_least_once"
+    )
     args = parser.parse_args(argv)
     server = harness.bootstrap()
     messages = harness.higgs_messages(args.events)
     if args.floors:
-        return floors(server, messages)
+        return floors(server, messages, args.guarantee)
     with tempfile.TemporaryDirectory() as tmp:
-        result, _ = run(server, messages, Path(tmp))
+        result, _ = run(server, messages, Path(tmp), guarantee=args.guarantee)
     print(result)
     python = result.python_worker
     print(

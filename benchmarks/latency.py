@@ -6,7 +6,7 @@ event that caused it (`user:event_time:cause_id`, pipeline/codec.py), so its lat
 receive time at a consumer minus that event's produce time. Decay-only events (cause
 `decay:<day>`) have no producing event and are left out.
 
-    python -m benchmarks.latency --rate 2000 [--seconds 40]
+    python -m benchmarks.latency --rate 2000 [--seconds 40] [--guarantee exactly_once]
 """
 
 from __future__ import annotations
@@ -68,9 +68,14 @@ def paced_produce(
 
 
 def run(
-    server: str, messages: list[Message], rate: float, seconds: float, tmp: Path
+    server: str,
+    messages: list[Message],
+    rate: float,
+    seconds: float,
+    tmp: Path,
+    guarantee: str = "at_least_once",
 ) -> LatencyResult:
-    deployment = new_deployment(server, "bench-lat-")
+    deployment = new_deployment(server, "bench-lat-", guarantee=guarantee)
     tail = Tail(server, deployment.topics.score_changes, deployment.partitions, True).start()
     harness.start_worker(deployment, tmp)
     try:
@@ -112,11 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, required=True, help="events/s offered")
     parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument(
+        "--guarantee", choices=("at_least_once", "exactly_once"), default="at_least_once"
+    )
     args = parser.parse_args(argv)
     server = harness.bootstrap()
     messages = harness.higgs_messages(int(args.rate * args.seconds))
     with tempfile.TemporaryDirectory() as tmp:
-        result = run(server, messages, args.rate, args.seconds, Path(tmp))
+        result = run(server, messages, args.rate, args.seconds, Path(tmp), args.guarantee)
     print(
         f"offered {result.offered_per_s:,.0f}/s (achieved {result.achieved_per_s:,.0f}/s), "
         f"{result.samples} score events: p50 {result.p50_ms:.1f} ms, p90 {result.p90_ms:.1f} ms,"

@@ -27,6 +27,21 @@ recovery:
    robinhood/faust#625, faust-streaming/faust#312. The rest of the rule is Faust's, including
    its tolerance of a one-offset hole at the head (a transaction marker at the committed
    offset).
+3. **Offsets that are never delivered stall the commit (exactly-once).** Under
+   read_committed, aiokafka skips an aborted transaction's records and every transaction
+   marker: the offsets of a partition's records have holes, of one offset per marker and of
+   thousands after a `kill -9` (the dead worker's open transactions, aborted). Faust's fetch
+   loop records a hole between two records it reads as a "gap" (`_gap`), but not after a seek
+   to offset 0 (no read offset: a partition nobody had committed, rewound to its start) nor
+   after a record at offset 0, and never after the last record fetched; and the gap it
+   records includes the record after the hole, which then counts as acknowledged before it
+   is (a crash after that commit loses it). The commit then waited forever at the hole (a
+   repartition partition stuck 4,029 messages behind after a kill under exactly-once), or
+   passed a record still being processed. Here the holes come from aiokafka's fetch itself
+   (`_getmany`): between its position before a fetch and each partition's first record,
+   between two records, and between the last one and its position after the fetch, every
+   offset is one the fetch went past without returning it (`skipped`), and commits pass those
+   alone; Faust's gaps are dropped.
 
 This is the consumer part of `pipeline.faust_compat` (the one place the pipeline touches
 Faust's private names): the methods it overrides and the private fields it reads are listed
@@ -44,8 +59,38 @@ from weakref import WeakKeyDictionary
 
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, Message
+from intervaltree import IntervalTree
 
 log = logging.getLogger(__name__)
+
+
+def skipped_by_fetch(
+    before: Mapping[TP, int], records: Mapping[TP, Any], after: Mapping[TP, int]
+) -> dict[TP, list[tuple[int, int]]]:
+    """The offsets (half-open ranges) one fetch went past without returning them: from each
+    partition's position `before` to its first record, between two records, and from its
+    last record to its position `after`. A partition whose offsets go back (a seek during
+    the fetch) tells nothing."""
+    holes: dict[TP, list[tuple[int, int]]] = {}
+    for tp, start in before.items():
+        end = after.get(tp)
+        if end is None:
+            continue
+        expected, ranges = start, []
+        for record in records.get(tp, ()):
+            offset = record.offset
+            if offset < expected:
+                break
+            if offset > expected:
+                ranges.append((expected, offset))
+            expected = offset + 1
+        else:
+            if end >= expected:
+                if end > expected:
+                    ranges.append((expected, end))
+                if ranges:
+                    holes[tp] = ranges
+    return holes
 
 
 def next_commit(acked: set[int], committed: int | None) -> int | None:
@@ -79,6 +124,9 @@ class AtLeastOnceConsumer(Consumer):
     """Seeks done plus `expire_delivered` calls: what was delivered before the latest is stale."""
     _delivered: WeakKeyDictionary[Message, int] | None = None
     """The value of `_expired` when each message in the pipeline's hands was delivered."""
+    _skipped: dict[TP, IntervalTree] | None = None
+    """Per partition, offsets a fetch went past without returning them (`skipped_by_fetch`):
+    aborted transactions' records and transaction markers, never delivered."""
     after_seek: Callable[[], None] | None = None
     """Called when a seek has moved partitions back: whatever was delivered before it and not
     acknowledged yet comes again, so what the pipeline holds of it must go (applied after the
@@ -143,6 +191,36 @@ class AtLeastOnceConsumer(Consumer):
         if moves:
             await self.seek_wait(moves)
 
+    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        """One fetch from aiokafka, and the offsets it went past (`skipped_by_fetch`): read
+        before Faust's `getmany` filters or cuts short what it fetched."""
+        before = self._positions()
+        records = await super()._getmany(active_partitions, timeout)
+        holes = skipped_by_fetch(before, records or {}, self._positions())
+        if holes:
+            if self._skipped is None:
+                self._skipped = {}
+            for tp, ranges in holes.items():
+                tree = self._skipped.setdefault(tp, IntervalTree())
+                for begin, end in ranges:
+                    tree.addi(begin, end)
+        return records
+
+    def _positions(self) -> dict[TP, int]:
+        """aiokafka's fetch positions of the assigned stream partitions: its subscription
+        state, read without a request (the next offset a fetch starts at)."""
+        consumer = self._thread._consumer
+        subscription = consumer._subscription.subscription if consumer is not None else None
+        assignment = subscription.assignment if subscription is not None else None
+        if assignment is None:
+            return {}
+        positions: dict[TP, int] = {}
+        for tp in assignment.tps:
+            state = assignment.state_value(tp)
+            if state is not None and state.has_valid_position and not self._is_changelog_tp(tp):
+                positions[tp] = state.position
+        return positions
+
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         seeks = self._seeks
         fetched = cast(AsyncGenerator[tuple[TP, Message], None], super().getmany(timeout))
@@ -195,21 +273,23 @@ class AtLeastOnceConsumer(Consumer):
 
     def _new_offset(self, tp: TP) -> int | None:
         acked: list[int] = self._acked[tp]
-        if not acked:
-            return None
-        done = set(acked)
-        gaps: Any = self._gap[tp]
-        if gaps:
-            for interval in gaps.overlap(0, max(done) + 1):
-                done.update(range(interval.begin, interval.end))
-            gaps.chop(0, max(done) + 1)
+        self._gap[tp].clear()  # includes the record after each hole: `skipped` instead
         committed = self._committed_offset[tp]
         if not committed and tp in self._rewound:
             # Never committed: the run must start where the seek started the partition, or
             # a record acknowledged ahead of earlier ones (a stale copy) commits past them.
             committed = self._rewound[tp]
+        done = set(acked)
+        skipped = self._skipped.get(tp) if self._skipped is not None else None
+        base = committed if committed is not None else min(done, default=None)
+        if skipped and base is not None:
+            skipped.chop(0, base)
+            for interval in skipped:
+                done.update(range(interval.begin, interval.end))
+        if not done:
+            return None
         offset = next_commit(done, committed)
-        acked[:] = sorted(done if offset is None else (o for o in done if o >= offset))
+        acked[:] = sorted({o for o in acked if offset is None or o >= offset})
         if offset is not None:
             self._acked_index[tp].difference_update(range(min(done), offset))
         return offset

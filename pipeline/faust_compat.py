@@ -26,7 +26,11 @@ Faust, the transport:
 - `TransactionManager.send(topic, key, value, partition, timestamp, headers, *,
   transactional_id)` overridden, with `.app`, `.consumer`, `.producer`,
   `Consumer.key_partition(topic, key, partition)`, `Producer.send(..., transactional_id=)`,
-  `app.assignor.group_for_topic` → `SourcePartitionTransactions`.
+  `app.assignor.group_for_topic` → `SourcePartitionTransactions`, `transaction_of`.
+- `TransactionManager.commit(offsets, start_new_transaction)` overridden (awaited by
+  `Consumer._commit_offsets` under exactly-once), with `Producer.commit_transactions(
+  {tid: offsets}, group_id, start_new_transaction=)` and `app.crash` → its listener
+  (`listen_to_commits`: faust_runner writes a committed transaction's users to the store).
 - `app.transport.Consumer`, `app.transport.TransactionManager`, `app.transport.Producer`
   (class hooks replaced before the consumer and producer are built; kafka_app `create_app`)
   → `install_transport`.
@@ -51,10 +55,16 @@ Faust, tables:
 
 Faust's aiokafka consumer, overridden in `pipeline.consumer.AtLeastOnceConsumer`:
 - `perform_seek()` (awaited by table recovery and by Faust's fetch loop), `getmany(timeout)`
-  (iterated by `Consumer._drain_messages`), `_new_offset(tp)` (called by Faust's commit).
-- Its fields `_acked`, `_acked_index`, `_gap` (`intervaltree.IntervalTree`: `overlap`,
-  `chop`), `_committed_offset`; its methods `_is_changelog_tp(tp)`, `seek(tp, offset)`,
+  (iterated by `Consumer._drain_messages`), `_new_offset(tp)` (called by Faust's commit),
+  `_getmany(active_partitions, timeout)` (awaited by `Consumer._wait_next_records`: one
+  fetch, before Faust filters it).
+- Its fields `_acked`, `_acked_index`, `_gap` (cleared: its gaps include the record after
+  each hole), `_committed_offset`; its methods `_is_changelog_tp(tp)`, `seek(tp, offset)`,
   `assignment()`, `earliest_offsets(*tps)`.
+- aiokafka's fetch positions, read synchronously (`AtLeastOnceConsumer._positions`): Faust's
+  consumer thread `_thread._consumer` (the `AIOKafkaConsumer`, None before it starts), its
+  `_subscription.subscription.assignment` (`tps`, `state_value(tp)`), each partition state's
+  `has_valid_position` and `position`; `intervaltree.IntervalTree` (`addi`, `chop`).
 - aiokafka: `AIOKafkaConsumer.seek_to_committed()`, which Faust's `perform_seek` runs and
   which moves only partitions committed above offset 0 (why `_rewind_uncommitted` exists).
 
@@ -63,11 +73,13 @@ Nothing here changes what Faust does; each function is the one-line access it re
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Awaitable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
+from aiokafka.errors import ProducerFenced
 from faust.streams import _current_event, current_event
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import Producer
@@ -75,7 +87,10 @@ from faust.types import TP, EventT
 
 from pipeline.consumer import AtLeastOnceConsumer
 
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "CommitListener",
     "IdempotentProducer",
     "SourcePartitionTransactions",
     "as_current",
@@ -84,6 +99,7 @@ __all__ = [
     "current_event",
     "generation_of",
     "install_transport",
+    "listen_to_commits",
     "persist_changelog_offset",
     "read_offset",
     "rebalancing",
@@ -91,6 +107,7 @@ __all__ = [
     "recovery_progress",
     "send_record",
     "store_of",
+    "transaction_of",
 ]
 
 
@@ -139,13 +156,57 @@ class SourcePartitionTransactions(TransactionManager):
         event = current_event()
         if event is None:
             return await super().send(topic, key, value, partition, timestamp, headers)
-        source = event.message.tp
-        group = self.app.assignor.group_for_topic(source.topic)
-        tid = f"{self.app.conf.id}-{group}-{source.partition}"
+        tid = transaction_of(self.app, event.message.tp)
         destination = self.consumer.key_partition(topic, key, partition)
         return await self.producer.send(
             topic, key, value, destination, timestamp, headers, transactional_id=tid
         )
+
+    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        """Faust's commit, one transaction at a time, telling the app's `CommitListener`
+        which transaction committed what was sent before the commit began. A fenced producer
+        crashes the app as in Faust, but the commit is not reported as done (Faust's returns
+        True, and its table offsets were then persisted for an aborted transaction)."""
+        by_transaction: dict[str, dict[TP, int]] = {}
+        for tp, offset in offsets.items():
+            by_transaction.setdefault(transaction_of(self.app, tp), {})[tp] = offset
+        listener = COMMIT_LISTENERS.get(self.app)
+        for tid, committed in by_transaction.items():
+            mark = listener.mark() if listener is not None else 0
+            try:
+                await self.producer.commit_transactions(
+                    {tid: committed}, self.app.conf.id, start_new_transaction=start_new_transaction
+                )
+            except ProducerFenced as exc:
+                log.warning("ProducerFenced %s", exc)
+                await self.app.crash(exc)
+                return False
+            if listener is not None:
+                listener.committed(tid, mark)
+        return True
+
+
+class CommitListener(Protocol):
+    """Told of each committed transaction (`SourcePartitionTransactions.commit`)."""
+
+    def mark(self) -> int: ...
+
+    def committed(self, transaction: str, mark: int) -> None: ...
+
+
+COMMIT_LISTENERS: weakref.WeakKeyDictionary[Any, CommitListener] = weakref.WeakKeyDictionary()
+
+
+def listen_to_commits(app: Any, listener: CommitListener) -> None:
+    """`listener` is told of every transaction the app's worker commits (exactly-once)."""
+    COMMIT_LISTENERS[app] = listener
+
+
+def transaction_of(app: Any, tp: Any) -> str:
+    """The transactional id of a source partition's transaction, as Faust names it in its
+    commit (`{app id}-{topic group}-{partition}`)."""
+    group = app.assignor.group_for_topic(tp.topic)
+    return f"{app.conf.id}-{group}-{tp.partition}"
 
 
 class IdempotentProducer(Producer):
@@ -187,12 +248,15 @@ def store_of(table: Any) -> MutableMapping[bytes, bytes]:
     return store
 
 
-def persist_changelog_offset(app: Any, table: Any, metadata: Any) -> None:
+def persist_changelog_offset(app: Any, table: Any, metadata: Any, at_once: bool = False) -> None:
     """The changelog offset the store holds up to (RocksDB keeps it and recovers from
-    there), as Faust's `Collection._on_changelog_sent` records it."""
+    there), as Faust's `Collection._on_changelog_sent` records it; `at_once`: now, also
+    under exactly-once (the record's transaction has committed). Faust's own exactly-once
+    branch waits for a commit of the changelog partition, which its commits never name
+    (they name source partitions), so under exactly-once it was never persisted."""
     tp, offset = metadata.topic_partition, metadata.offset
     store: Any = table.data
-    if app.in_transaction:
+    if app.in_transaction and not at_once:
         app.tables.persist_offset_on_commit(store, tp, offset)
     else:
         store.set_persisted_offset(tp, offset)

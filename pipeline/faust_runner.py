@@ -2,9 +2,10 @@
 
 A `Batch` (`pipeline.processing`) runs under one lock per worker: the topology's handlers,
 its outbox sent, one producer flush, each changed user's changelog record sent, another
-flush, then each changed user written to the table's store once; an `Ack` acknowledges on
-the agent's stream; a `Pause` lets the event loop run. Every private Faust name is reached
-through `pipeline.faust_compat`.
+flush, then each changed user written to the table's store once (under exactly-once when
+the transaction carrying its changelog records commits: `pipeline.uncommitted`); an `Ack`
+acknowledges on the agent's stream; a `Pause` lets the event loop run. Every private Faust
+name is reached through `pipeline.faust_compat`.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from pipeline.faust_compat import (
     as_current,
     consumer_generation,
     generation_of,
+    listen_to_commits,
     persist_changelog_offset,
     read_offset,
     send_record,
     store_of,
+    transaction_of,
 )
 from pipeline.leaders import Leaders
 from pipeline.metrics import PipelineMetrics
@@ -37,6 +40,7 @@ from pipeline.outbox import Output
 from pipeline.processing import Ack, Batch, EndOffsets, Pause, Processing, Steps
 from pipeline.settings import Settings
 from pipeline.topology import Topology, Users
+from pipeline.uncommitted import Uncommitted
 from scoring import DecayWatch, Model
 
 log = logging.getLogger(__name__)
@@ -67,8 +71,18 @@ class Pipeline:
             "users", default=None, partitions=count, key_type=bytes, value_type=bytes
         )
         self.metrics = PipelineMetrics(model.model_version)
+        self.uncommitted: Uncommitted | None = None
+        """Exactly-once: the batches' users waiting for their transactions to commit, read
+        through by the topology (`pipeline.uncommitted`)."""
+        if settings.processing_guarantee == "exactly_once":
+            self.uncommitted = Uncommitted(self.table)
+            listen_to_commits(app, self)
         self.topology = Topology(
-            settings, model, self.table, self.table.changelog_topic.get_topic_name(), self.metrics
+            settings,
+            model,
+            self.uncommitted if self.uncommitted is not None else self.table,
+            self.table.changelog_topic.get_topic_name(),
+            self.metrics,
         )
         self.processing = Processing(self.topology, self.has_more, next_offset=self.next_offset)
         self.end_offsets = EndOffsetReader(
@@ -201,12 +215,12 @@ class Pipeline:
             await self.app.producer.flush()
             self.metrics.produced()
             last_sent: dict[int, Awaitable[Any]] = {}
-            changed: list[tuple[Any, dict[bytes, bytes]]] = []
+            changed: list[tuple[int, Any, dict[bytes, bytes]]] = []
             for partition, event in last_of_partition.items():
                 users: dict[bytes, bytes] = {}
                 for record in processing.changelog(partition, event, users):
                     last_sent[partition] = await self.send(record)
-                changed.append((event, users))
+                changed.append((partition, event, users))
             # The changelog records too, before the batch is acknowledged: a rebalance right
             # after it recovers the table from the changelog, and a record still in the
             # producer's buffer then would leave an older one in the table.
@@ -215,14 +229,35 @@ class Pipeline:
             # data dir ahead of the changelog, and the worker restarted on it skipped the
             # redelivered messages as seen, so those users never reached the changelog that
             # every other owner recovers from (users missing after a kill under load).
-            for event, users in changed:
-                with as_current(event):  # Faust's store of the partition (RocksDB)
-                    store = store_of(self.table)
-                    for key, value in users.items():  # not `update`: its `data` is no store
-                        store[key] = value
-            for sent in last_sent.values():
-                persist_changelog_offset(self.app, self.table, await sent)
+            # Under exactly-once, only once their transaction has committed (`committed`).
+            for partition, event, users in changed:
+                sent = last_sent.get(partition)
+                metadata = await sent if sent is not None else None
+                if self.uncommitted is not None:
+                    tid = transaction_of(self.app, event.message.tp)
+                    self.uncommitted.add(partition, tid, event, users, metadata)
+                    continue
+                self.write_store(event, users, metadata)
         return True
+
+    def write_store(self, event: Any, users: dict[bytes, bytes], metadata: Any) -> None:
+        """Users written to the table's store, and the changelog offset it then holds."""
+        with as_current(event):  # Faust's store of the partition (RocksDB)
+            store = store_of(self.table)
+            for key, value in users.items():  # not `update`: its `data` is no store
+                store[key] = value
+            if metadata is not None:
+                persist_changelog_offset(self.app, self.table, metadata, at_once=True)
+
+    def mark(self) -> int:
+        """A commit begins (`faust_compat.CommitListener`)."""
+        return self.uncommitted.mark() if self.uncommitted is not None else 0
+
+    def committed(self, transaction: str, mark: int) -> None:
+        """A transaction committed: the batches it carried go to the store, in order."""
+        if self.uncommitted is not None:
+            for waiting in self.uncommitted.committed(transaction, mark):
+                self.write_store(waiting.event, waiting.users, waiting.offset)
 
     async def send(self, output: Output) -> Awaitable[Any]:
         """Enqueues one record; returns its delivery future (`run_batch` flushes the producer).
@@ -258,11 +293,15 @@ class Pipeline:
         cast(AtLeastOnceConsumer, self.app.consumer).expire_delivered()
         async with self.lock:
             self.processing.reset()
+            if self.uncommitted is not None:  # its transactions are aborted, its input redone
+                self.uncommitted.drop()
             if self.settings.processing_guarantee == "at_least_once":
                 await self.app.consumer.commit()  # what Faust's wait for streams did
 
     async def assigned(self, assigned: Sequence[TP]) -> None:
         async with self.lock:
             self.processing.reset()
+            if self.uncommitted is not None:
+                self.uncommitted.drop()
             self.processing.track(assigned)
         self.metrics.rebalance()

@@ -45,6 +45,7 @@ def consumer(
         _acked_index=defaultdict(set, {TP: set(acked)}),
         _gap=defaultdict(IntervalTree, {TP: tree}),
         _committed_offset=defaultdict(lambda: None, {TP: committed}),
+        _skipped=None,
     )
 
 
@@ -359,3 +360,95 @@ def test_what_was_delivered_before_a_revocation_is_stale(
     consumer.expire_delivered()
     assert consumer.stale(early)
     assert not consumer.stale(asyncio.run(deliver()))
+
+
+PART = TopicPartition(*TP)
+"""`TP` as Faust names it (equal to it, and hashed the same)."""
+
+
+class FetchPositions:
+    """aiokafka's consumer as `AtLeastOnceConsumer._positions` reads it: the subscription
+    state's fetch position per assigned partition."""
+
+    def __init__(self, positions: dict[object, int]) -> None:
+        self.positions = positions
+        states = self
+
+        class State:
+            def __init__(self, tp: object) -> None:
+                self.tp = tp
+
+            has_valid_position = True
+
+            @property
+            def position(self) -> int:
+                return states.positions[self.tp]
+
+        assignment = SimpleNamespace(tps=set(positions), state_value=State)
+        self._subscription = SimpleNamespace(subscription=SimpleNamespace(assignment=assignment))
+
+
+def test_an_aborted_transaction_is_committed_over_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A kill -9 under exactly-once: the dead worker's open transaction on a repartition
+    partition nobody had committed yet is aborted (offsets 0..4,028, its marker 4,029); the
+    restarted worker, rewound to the partition's start, is handed 4,030 and 4,031 (then a
+    commit marker, 4,032). Faust's fetch loop records no gap after a seek to offset 0, and
+    the commit waited at the hole for good: 4,029 messages stuck in a kill test."""
+    aiokafka_consumer = FetchPositions({PART: 0})
+
+    async def fetch(self: object, active: object, timeout: float) -> dict[object, list[Record]]:
+        aiokafka_consumer.positions[PART] = 4033  # past the last record and the marker after it
+        return {PART: [Record(4030), Record(4031)]}
+
+    monkeypatch.setattr(Consumer, "_getmany", fetch)
+    monkeypatch.setattr(Consumer, "_is_changelog_tp", lambda self, tp: False)
+    state: Any = object.__new__(AtLeastOnceConsumer)
+    vars(state).update(vars(consumer([], None)))
+    state._rewound = {PART: 0}
+    state._thread = SimpleNamespace(_consumer=aiokafka_consumer)
+    records = asyncio.run(state._getmany(None, 1.0))
+    assert [r.offset for r in records[PART]] == [4030, 4031]
+    state._acked[PART].append(4030)
+    assert new_offset(state) == 4031  # 4,031 delivered, not acknowledged yet
+    state._committed_offset[PART] = 4031
+    state._acked[PART].append(4031)
+    assert new_offset(state) == 4033  # and past the marker after it
+    state._committed_offset[PART] = 4033
+    assert new_offset(state) is None  # nothing new
+
+
+def test_a_hole_fetched_past_after_the_last_record_is_committed_over() -> None:
+    """The dead worker's aborted transaction at the end of a partition: nothing follows it,
+    so no later record shows the hole; the fetch position after it does."""
+    from pipeline.consumer import skipped_by_fetch
+
+    holes = skipped_by_fetch({PART: 10}, {PART: [Record(10), Record(11)]}, {PART: 4041})
+    assert holes == {PART: [(12, 4041)]}
+    state: Any = consumer([10, 11], 10)
+    state._skipped = {PART: IntervalTree.from_tuples(holes[PART])}
+    assert new_offset(state) == 4041
+
+
+def test_a_record_after_a_hole_is_not_committed_before_it_is_acknowledged() -> None:
+    """Faust's fetch loop records a hole as a gap that includes the record after it (read
+    offset 10, record 14 delivered: gap 11..14), which then counted as done while it was
+    still held (forwarded inputs wait in the aligner; 15 went ahead): committing 16 lost 14
+    to a crash after that commit."""
+    state: Any = consumer([10, 15], 10, gaps=((11, 15),))
+    state._skipped = {PART: IntervalTree.from_tuples([(11, 14)])}
+    assert new_offset(state) == 14
+    state._acked[PART].append(14)
+    state._committed_offset[PART] = 14
+    assert new_offset(state) == 16
+
+
+def test_a_fetch_that_a_seek_moved_back_tells_no_hole() -> None:
+    from pipeline.consumer import skipped_by_fetch
+
+    # Sought back to 50 while the fetch waited: its records start before the position it
+    # started at; or sought back after it: the position ends before its records.
+    assert skipped_by_fetch({PART: 100}, {PART: [Record(50), Record(52)]}, {PART: 53}) == {}
+    assert skipped_by_fetch({PART: 100}, {PART: [Record(100), Record(105)]}, {PART: 20}) == {}
+    assert skipped_by_fetch({PART: 7}, {}, {PART: 9}) == {PART: [(7, 9)]}  # markers only

@@ -49,7 +49,9 @@ OVERRIDES: list[tuple[type, str]] = [
     (AtLeastOnceConsumer, "perform_seek"),
     (AtLeastOnceConsumer, "getmany"),
     (AtLeastOnceConsumer, "_new_offset"),
+    (AtLeastOnceConsumer, "_getmany"),
     (SourcePartitionTransactions, "send"),
+    (SourcePartitionTransactions, "commit"),
     (IdempotentProducer, "_settings_extra"),
 ]
 """(our class, method): methods of Faust's that we replace."""
@@ -68,6 +70,12 @@ CALLED: list[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = 
         faust_aiokafka.Producer.send,
         ("topic", b"k", b"v", 0, None, None),
         {"transactional_id": "app-0-1"},
+    ),
+    (
+        "aiokafka Producer.commit_transactions (SourcePartitionTransactions.commit)",
+        faust_aiokafka.Producer.commit_transactions,
+        ({"app-0-1": {TP("t", 1): 5}}, "app"),
+        {"start_new_transaction": True},
     ),
     (
         "aiokafka Consumer.key_partition (SourcePartitionTransactions.send)",
@@ -126,8 +134,8 @@ CALLED: list[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = 
         (),
         {},
     ),
-    ("IntervalTree.overlap (Consumer._gap)", IntervalTree.overlap, (0, 10), {}),
-    ("IntervalTree.chop (Consumer._gap)", IntervalTree.chop, (0, 10), {}),
+    ("IntervalTree.addi (AtLeastOnceConsumer._skipped)", IntervalTree.addi, (0, 10), {}),
+    ("IntervalTree.chop (AtLeastOnceConsumer._skipped)", IntervalTree.chop, (0, 10), {}),
 ]
 
 CALL_SITES: list[tuple[str, Callable[..., Any], str]] = [
@@ -136,6 +144,17 @@ CALL_SITES: list[tuple[str, Callable[..., Any], str]] = [
         "AtLeastOnceConsumer.getmany: Faust's fetch loop no longer reads self.getmany",
         FAUST_CONSUMER._drain_messages,
         "self.getmany",
+    ),
+    (
+        "AtLeastOnceConsumer._getmany: Faust's getmany no longer fetches through self._getmany",
+        FAUST_CONSUMER._wait_next_records,
+        "await self._getmany(",
+    ),
+    (
+        "AtLeastOnceConsumer._positions: Faust's thread no longer keeps aiokafka's consumer"
+        " in _consumer",
+        faust_aiokafka.AIOKafkaConsumerThread._ensure_consumer,
+        "self._consumer",
     ),
     (
         "AtLeastOnceConsumer._new_offset: Faust's commit no longer calls self._new_offset",
@@ -171,6 +190,18 @@ CALL_SITES: list[tuple[str, Callable[..., Any], str]] = [
         'transactional_id = f"{group_id}-{group}-{tp.partition}"',
     ),
     (
+        "SourcePartitionTransactions.commit copies Faust's commit, which no longer commits"
+        " through producer.commit_transactions",
+        TRANSACTIONS.commit,
+        "await producer.commit_transactions(",
+    ),
+    (
+        "SourcePartitionTransactions.commit: Faust's consumer no longer commits through"
+        " self.transactions.commit",
+        FAUST_CONSUMER._commit_offsets,
+        "await self.transactions.commit(",
+    ),
+    (
         "faust_compat.as_current sets _current_event to a weakref, as Faust's streams do",
         Stream._set_current_event,
         "_current_event.set(weakref.ref(event))",
@@ -186,6 +217,9 @@ PRIVATE_NAMES = frozenset(
         "_acked_index",
         "_gap",
         "_new_offset",
+        "_getmany",
+        "_thread",
+        "_subscription",
         "_is_changelog_tp",
         "_on_changelog_sent",
         "_drain_messages",
@@ -352,6 +386,40 @@ def test_offset_accessors_read_the_real_consumer(app: faust.App) -> None:
         assert faust_compat.committed_offset(consumer, tp) == 5
     finally:
         del consumer._read_offset[tp], consumer._committed_offset[tp]
+
+
+def test_the_fetch_positions_are_read_from_aiokafkas_subscription_state(app: faust.App) -> None:
+    """`AtLeastOnceConsumer._positions` reads Faust's thread's aiokafka consumer, its
+    subscription state, the assignment's partition states and their positions."""
+    consumer = app.consumer
+    assert isinstance(consumer, AtLeastOnceConsumer)
+    assert hasattr(consumer._thread, "_consumer"), "Faust's consumer thread has no _consumer"
+    assert consumer._positions() == {}  # not started: no aiokafka consumer yet
+    tp = aiokafka.TopicPartition("inputs", 0)
+
+    async def subscribed() -> Any:  # aiokafka's state wants a running loop
+        state = aiokafka.consumer.subscription_state.SubscriptionState()
+        state.assign_from_user({tp})
+        return state
+
+    state = asyncio.run(subscribed())
+    assignment = state.subscription.assignment
+    assert assignment.tps == {tp}
+    partition = assignment.state_value(tp)
+    assert partition.has_valid_position is False
+    partition.seek(42)
+    assert (partition.has_valid_position, partition.position) == (True, 42)
+    real = aiokafka.AIOKafkaConsumer.__new__(aiokafka.AIOKafkaConsumer)
+    real._subscription = state
+    thread = consumer._thread
+    saved = thread._consumer
+    thread._consumer = real
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(AIOKAFKA_CONSUMER, "_is_changelog_tp", lambda self, tp: False)
+            assert consumer._positions() == {tp: 42}
+    finally:
+        thread._consumer = saved
 
 
 def test_app_flags_and_generations_exist(app: faust.App) -> None:

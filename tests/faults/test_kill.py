@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from aiokafka import TopicPartition
 
 from scoring import Model
@@ -76,8 +77,18 @@ def _input_lag(deployment: Deployment) -> int:
     return sum(asyncio.run(_lag(deployment.bootstrap, deployment.name, tps)).values())
 
 
+@pytest.mark.parametrize(
+    ("guarantee", "same_dir"),
+    [("at_least_once", False), ("exactly_once", False), ("exactly_once", True)],
+    ids=["at_least_once", "exactly_once", "exactly_once-rocksdb-same-dir"],
+)
 def test_one_kill_9_mid_run_is_resumed_by_the_next_worker(
-    deploy: Callable[..., Deployment], higgs: Path, model: Model, tmp_path: Path
+    deploy: Callable[..., Deployment],
+    higgs: Path,
+    model: Model,
+    tmp_path: Path,
+    guarantee: str,
+    same_dir: bool,
 ) -> None:
     """The smallest kill that can fail: SIGKILL once score events are flowing, with input still
     uncommitted, so the outcome depends on what the restarted worker recovers (changelog,
@@ -86,20 +97,29 @@ def test_one_kill_9_mid_run_is_resumed_by_the_next_worker(
     The checks that the kill landed inside the run (input lag left, the process ended by
     SIGKILL, more score events written after it) keep the test from passing on a kill that
     came too late to matter.
+
+    `same_dir`: the worker restarts on the dead one's RocksDB data dir. Under exactly-once
+    the store was written before the transaction carrying its changelog records committed:
+    the kill aborted the records, the data dir kept the users, and the restarted worker took
+    their redelivered inputs for seen (`pipeline.uncommitted`).
     """
+    env = {"INFLUENCE_STORE": "rocksdb://", "INFLUENCE_DATA_DIR": str(tmp_path / "data")}
+    env = env if same_dir else {}
     events = higgs_events(ONE_KILL_EVENTS)
     engine = embedded(events, model)
-    deployment = deploy(2, "at_least_once")
+    deployment = deploy(2, guarantee)
     asyncio.run(produce_events(deployment.bootstrap, deployment.topics, events))
     topic = deployment.topics.score_changes
-    worker = start_worker(deployment, tmp_path)
-    wait_for(lambda: end_count(deployment.bootstrap, topic, 2) >= 1, [worker], timeout=300)
+    worker = start_worker(deployment, tmp_path, env=env)
+    # On a data dir, once users were written: their changelog records, then the store.
+    signal_topic = deployment.changelog if same_dir else topic
+    wait_for(lambda: end_count(deployment.bootstrap, signal_topic, 2) >= 1, [worker], timeout=300)
     worker.kill9()
     assert worker.process.returncode == -signal.SIGKILL
     written = end_count(deployment.bootstrap, topic, 2)
     left = _input_lag(deployment)
     assert left > 0, "the worker had committed every input before the kill"
-    worker = start_worker(deployment, tmp_path)
+    worker = start_worker(deployment, tmp_path, env=env)
     wait_until_processed(deployment, timeout=300)
     assert worker.alive()
     assert end_count(deployment.bootstrap, topic, 2) > written

@@ -7,10 +7,12 @@ import asyncio
 import gzip
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from pipeline.codec import decode_higgs_line
 from pipeline.engine import Engine
@@ -116,10 +118,16 @@ def test_two_workers_on_four_partitions_match_the_embedded_engine(
     assert_same_as_embedded(deployment, embedded, model)
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_kill_9_mid_stream_loses_and_duplicates_nothing(
-    deploy, higgs_slice: list[Event], embedded: Engine, model: Model, tmp_path: Path
+    deploy,
+    higgs_slice: list[Event],
+    embedded: Engine,
+    model: Model,
+    tmp_path: Path,
+    guarantee: str,
 ) -> None:
-    deployment = deploy(4, "at_least_once")
+    deployment = deploy(4, guarantee)
     worker = deployment.start_worker(tmp_path)
     asyncio.run(produce_events(deployment.bootstrap, deployment.topics, higgs_slice))
     deadline = time.monotonic() + 120
@@ -140,6 +148,49 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
         state = users[user].state
         published = state.published
         assert published is not None and abs(published - score) < model.change_threshold, user
+
+
+async def abort_a_transaction(bootstrap: str, topic: str, partition: int, count: int) -> None:
+    """`count` records written to `topic` in one transaction, then aborted: what a worker
+    killed -9 leaves on the repartition topic (its open transaction, aborted by the next)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=f"{topic}-aborted-{partition}"
+    )
+    await producer.start()
+    try:
+        await producer.begin_transaction()
+        for number in range(count):
+            await producer.send(topic, key=b"x", value=b"aborted %d" % number, partition=partition)
+        await producer.flush()
+        await producer.abort_transaction()
+    finally:
+        await producer.stop()
+
+
+def test_aborted_transactions_on_the_repartition_topic_do_not_stall_it(
+    deploy: Callable[..., Deployment], model: Model, tmp_path: Path
+) -> None:
+    """Exactly-once: a repartition partition that starts with an aborted transaction (the
+    dead worker's, before anyone committed it), and later ends with one. Neither hole is
+    ever delivered; the committed offset must pass both (it stayed at 0, then before the
+    second hole, and `wait_until_processed` timed out)."""
+    from pipeline.synthetic import GeneratorConfig, generate
+    from scoring import parse_event
+
+    stream = [parse_event(row) for row in generate(GeneratorConfig(users=40, days=1, seed=3))]
+    events = [event for event in stream if isinstance(event, Event)]
+    engine = Engine(model)
+    for event in events:
+        engine.process(event)
+    deployment = deploy(2, "exactly_once")
+    engagements = deployment.topics.engagements
+    asyncio.run(abort_a_transaction(deployment.bootstrap, engagements, 0, 400))
+    deployment.start_worker(tmp_path)
+    asyncio.run(produce_events(deployment.bootstrap, deployment.topics, events))
+    wait_until_processed(deployment, timeout=90)
+    asyncio.run(abort_a_transaction(deployment.bootstrap, engagements, 0, 300))
+    wait_until_processed(deployment, timeout=60)
+    assert_same_as_embedded(deployment, engine, model)
 
 
 def test_malformed_messages_are_dead_lettered_and_valid_ones_kept(

@@ -1,162 +1,253 @@
-"""Item 4: the same scoring core as a Quix Streams application, on the same topics and stream.
+"""Item 4: our worker next to Quix Streams apps, and each framework's floor, in one run on the
+same topics and stream (`benchmarks.quix_apps` has the Quix apps).
 
-This is what a user would otherwise write: a dataframe over the three input topics (keyed by
-actor), a stateful `apply` running the actor step (`scoring.apply_action`) on the actor's
-state, `group_by` the target (Quix's repartition topic), a stateful `apply` running the target
-step (`scoring.apply_engagement`, `scoring.detect_change`), and the score-change events
-(`pipeline.codec.score_change_json`) to an output topic. Quix keeps each key's state in
-RocksDB with a changelog topic, at-least-once, as our workers keep theirs.
+On one fresh deployment, produced once and read by each contender in turn (its own consumer
+group):
 
-Left out against our worker: the per-source offset guard and day-boundary decay events (the
-Higgs stream's events carry no follower counts, so the actor step never changes a score
-here). The app runs in its own process; the benchmark times it like our worker: first to last
-score event received.
+- the floors: a plain aiokafka consumer that only counts (the transport), a Faust agent that
+  only counts (`benchmarks.faust_floor`, `take_events`, then `noack_take`, the worker's own
+  input path), a stateless Quix Streams app that only counts (`quix_apps.count`);
+- our worker on the compiled core (INFLUENCE_CORE=native), as `benchmarks.kafka_path` runs it;
+- the Quix Streams apps: tuned on the compiled core (RocksDB, then Quix's memory store, which
+  is what the benchmark's worker has), tuned on the Python core, and as a user writes it.
 
-    python -m benchmarks.peer_quix --child BOOTSTRAP GROUP OUT STATE_DIR TOPIC...
+Scoring apps are timed from the first score event received to the last; the floors from the
+first message counted to the last. Every topic the run made (the deployment's, the Faust
+agents', Quix's changelog, repartition and output topics: all carry the deployment's name) is
+deleted at the end.
+
+    python -m benchmarks.peer_quix [--events 100000] [--variants tuned written ...]
+
+`python -m benchmarks --only peer --events N --write docs/benchmarks.md` runs the same and
+rewrites the peer section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import re
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from benchmarks import harness
-from benchmarks.harness import Tail
+import orjson
+
+from benchmarks import harness, kafka_path
+from benchmarks.harness import Message, Tail
 from benchmarks.kafka_path import WorkerRun
-from tests.integration.pipeline_kit import Deployment
+from tests.integration.pipeline_kit import Deployment, new_deployment
+
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "tuned": ("Quix, tuned: compiled core, RocksDB", ["tuned", "--core", "native"]),
+    "tuned-memory": (
+        "Quix, tuned: compiled core, memory store",
+        ["tuned", "--core", "native", "--store", "memory"],
+    ),
+    "tuned-python": ("Quix, tuned: Python core, RocksDB", ["tuned", "--core", "python"]),
+    "written": ("Quix, as a user writes it: Python core, JSON rows", ["written"]),
+}
+"""Name → (label, `benchmarks.quix_apps` arguments), in the order they run."""
 
 
-def build_app(server: str, group: str, inputs: list[str], output: str, state_dir: str) -> Any:
-    """The Quix Streams application (not started)."""
-    from quixstreams import Application
-    from quixstreams.models import TopicConfig
-
-    from pipeline.codec import decode_json_event, score_change_json
-    from scoring import (
-        Engagement,
-        Event,
-        apply_action,
-        apply_engagement,
-        detect_change,
-        load_model,
-        new_user_state,
-    )
-    from scoring.state import state_from_row, state_to_row
-
-    model = load_model()
-    app = Application(
-        broker_address=server,
-        consumer_group=group,
-        auto_offset_reset="earliest",
-        processing_guarantee="at-least-once",
-        state_dir=state_dir,
-        loglevel="WARNING",
-    )
-    config = TopicConfig(num_partitions=harness.PARTITIONS, replication_factor=1)
-
-    def topic(name: str) -> Any:
-        return app.topic(name, key_deserializer="bytes", value_deserializer="bytes", config=config)
-
-    def act(value: bytes, state: Any) -> list[Any] | None:
-        event = decode_json_event(value)
-        if not isinstance(event, Event):
-            return None
-        row = state.get("user")
-        user = state_from_row(row) if row is not None else new_user_state(event.ts)
-        engagement = apply_action(user, event, model).engagement
-        state.set("user", state_to_row(user))
-        return list(engagement) if engagement is not None else None
-
-    def receive(value: list[Any], state: Any) -> bytes | None:
-        engagement = Engagement._make([*value[:-1], tuple(value[-1])])
-        row = state.get("user")
-        user = state_from_row(row) if row is not None else new_user_state(engagement.ts)
-        apply_engagement(user, engagement, model)
-        change = detect_change(engagement.target, user, user.last_ts, model, "engagement")
-        state.set("user", state_to_row(user))
-        if change is None:
-            return None
-        return score_change_json(change, engagement.id, model.model_version)
-
-    frames = [app.dataframe(topic(name)) for name in inputs]
-    sdf = frames[0]
-    for other in frames[1:]:
-        sdf = sdf.concat(other)
-    sdf = sdf.apply(act, stateful=True).filter(lambda engagement: engagement is not None)
-    sdf = sdf.group_by(lambda engagement: engagement[4], name="target")
-    sdf = sdf.apply(receive, stateful=True).filter(lambda change: change is not None)
-    sdf.to_topic(app.topic(output, value_serializer="bytes", key_serializer="str", config=config))
-    return app
+@dataclass(frozen=True, slots=True)
+class Floor:
+    label: str
+    messages_per_s: float
+    cpu_seconds: float | None = None
+    """The process's CPU time at the end, start-up included (None: measured in this process)."""
 
 
-def run(server: str, deployment: Deployment, events: int, tmp: Path) -> WorkerRun:
-    """The Quix app over `deployment`'s (already produced) input topics."""
-    import subprocess
-    import uuid
+@dataclass
+class PeerResult:
+    events: int
+    produce_s: float
+    worker: WorkerRun
+    peers: list[tuple[str, WorkerRun]] = field(default_factory=list)
+    floors: list[Floor] = field(default_factory=list)
 
-    group = f"quix-{uuid.uuid4().hex[:8]}"
+
+def quix_app(
+    server: str, deployment: Deployment, name: str, args: list[str], events: int, tmp: Path
+) -> WorkerRun:
+    """A Quix scoring app (`quix_apps` `args`) over `deployment`'s produced input topics."""
+    group = f"{deployment.name}-quix-{name}"
     output = f"{group}-score-changes"
-    topics = deployment.topics
+    log = tmp / f"{group}.log"
+    kind, *options = args
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "benchmarks.peer_quix",
-            "--child",
+            "benchmarks.quix_apps",
+            kind,
             server,
             group,
             output,
             str(tmp / group),
-            *topics.inputs,
+            str(events),
+            *deployment.topics.inputs,
+            *options,
         ],
-        stdout=(tmp / f"{group}.log").open("wb"),
+        stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         cwd=harness.REPO,
     )
     tail = Tail(server, output, deployment.partitions)
     try:
-        _wait_topic(server, output)
+        _wait_topic(server, output, alive=lambda: process.poll() is None)
         tail.start()
         done = harness.wait_group_done(
-            server, group, list(topics.inputs), alive=lambda: process.poll() is None
+            server, group, list(deployment.topics.inputs), alive=lambda: process.poll() is None
         )
         tail.wait_quiet(5.0)
         rss = harness.rss_bytes(process.pid)
+        cpu = harness.cpu_seconds(process.pid)
     except BaseException:
-        print((tmp / f"{group}.log").read_text()[-3000:], file=sys.stderr)
+        print(log.read_text()[-3000:], file=sys.stderr)
         raise
     finally:
         tail.stop()
         process.terminate()
         process.wait(60)
+    if not tail.received:
+        raise RuntimeError(f"{name}: no score events")
     first, last = tail.received[0], tail.received[-1]
-    return WorkerRun(1, events, last - first, done - first, len(tail.received), rss)
+    return WorkerRun(1, events, last - first, done - first, len(tail.received), rss, cpu)
 
 
-def _wait_topic(server: str, topic: str, timeout: float = 120.0) -> None:
+def _wait_topic(server: str, topic: str, alive: Callable[[], bool], timeout: float = 120.0) -> None:
     """Until the app has created its output topic (the tail must not start before it)."""
-    import time
-
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": server})
     deadline = time.monotonic() + timeout
     while topic not in admin.list_topics(timeout=10).topics:
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or not alive():
             raise TimeoutError(f"the Quix app did not create {topic}")
         time.sleep(0.5)
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] != ["--child"] or len(argv) < 6:
-        print(__doc__, file=sys.stderr)
-        return 2
-    server, group, output, state_dir, *inputs = argv[1:]
-    build_app(server, group, inputs, output, state_dir).run()
+def quix_floor(server: str, deployment: Deployment, total: int, tmp: Path) -> Floor:
+    """The stateless Quix app that only counts (`quix_apps.count`), in its own process."""
+    group = f"{deployment.name}-quix-count"
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.quix_apps",
+        "count",
+        server,
+        group,
+        "-",
+        str(tmp / group),
+        str(total),
+        *deployment.topics.inputs,
+    ]
+    done = subprocess.run(command, capture_output=True, timeout=1800, cwd=harness.REPO)
+    found = re.findall(rb'\{"messages":[^}]*\}', done.stdout)
+    if not found:
+        raise RuntimeError(f"the counting Quix app gave no result: {done.stdout[-2000:]!r}")
+    result = orjson.loads(found[-1])
+    rate = float(result["messages"]) / float(result["seconds"])
+    return Floor("a Quix Streams app that only counts (stateless)", rate, result["cpu_seconds"])
+
+
+def floors(server: str, deployment: Deployment, total: int, tmp: Path) -> list[Floor]:
+    inputs = deployment.topics.inputs
+    plain = asyncio.run(kafka_path._plain_consumer(server, inputs, total, decode=False))
+    app_id = f"{deployment.name}-faust-count"
+    take, take_cpu = kafka_path.faust_floor(deployment, total, app_id=f"{app_id}-take")
+    noack, noack_cpu = kafka_path.faust_floor(
+        deployment, total, noack=True, app_id=f"{app_id}-noack"
+    )
+    return [
+        Floor("a plain aiokafka consumer that only counts (`getmany`)", plain),
+        Floor("a Faust agent that only counts (`take_events`)", take, take_cpu),
+        Floor("the same agent, batches as the worker takes them (`noack_take`)", noack, noack_cpu),
+        quix_floor(server, deployment, total, tmp),
+    ]
+
+
+def run(
+    server: str, messages: list[Message], tmp: Path, variants: list[str] | None = None
+) -> PeerResult:
+    """Floors, our worker, then the Quix variants, on one deployment (deleted at the end)."""
+    deployment = new_deployment(server, "bench-peer-")
+    try:
+        produce_s = harness.produce_all(server, deployment, messages)
+        total = len(messages)
+        measured = floors(server, deployment, total, tmp)
+        env = {"INFLUENCE_CORE": "native"}
+        worker = kafka_path.run_workers(server, deployment, 1, total, tmp, env=env)
+        result = PeerResult(total, produce_s, worker, floors=measured)
+        for name in variants or list(VARIANTS):
+            label, args = VARIANTS[name]
+            result.peers.append((label, quix_app(server, deployment, name, args, total, tmp)))
+        return result
+    finally:
+        harness.delete_topics_containing(server, deployment.name)
+
+
+def section(result: PeerResult, command: str, setup: str) -> str:
+    w = result.worker
+    peer_rows = [
+        f"| {label} | {r.events_per_s:,.0f} | {r.score_events:,} | {harness.mb(r.rss_bytes)} | "
+        f"{r.cpu_seconds:,.0f} | {w.events_per_s / r.events_per_s:.2f} |"
+        for label, r in result.peers
+    ]
+    floor_rows = [
+        f"| {f.label} | {f.messages_per_s:,.0f} | "
+        f"{'' if f.cpu_seconds is None else f'{f.cpu_seconds:,.0f}'} |"
+        for f in result.floors
+    ]
+    return "\n".join(
+        [
+            "## Peer: Quix Streams (item 4)",
+            "",
+            f"Command: `{command}`  ",
+            setup,
+            "",
+            f"The first {result.events:,} Higgs events as v1 JSON, produced once into fresh "
+            f"4-partition topics ({result.produce_s:.1f} s), then read by each contender in "
+            "turn, one after the other (`benchmarks/peer_quix.py`, the Quix apps in "
+            "`benchmarks/quix_apps.py`). Scoring apps: first to last score event received; "
+            "CPU: the process's, start-up included.",
+            "",
+            "| | events/s | score events | RSS | CPU s | ours / theirs |",
+            "|---|---:|---:|---:|---:|---:|",
+            f"| **our worker** (Faust, compiled core, memory store + changelog) | "
+            f"**{w.events_per_s:,.0f}** | {w.score_events:,} | {harness.mb(w.rss_bytes)} | "
+            f"{w.cpu_seconds:,.0f} | 1 |",
+            *peer_rows,
+            "",
+            "The frameworks' floors, same topics, same run (first to last message counted):",
+            "",
+            "| floor | messages/s | CPU s |",
+            "|---|---:|---:|",
+            *floor_rows,
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    args = parser.parse_args(argv)
+    server = harness.bootstrap()
+    messages = harness.higgs_messages(args.events)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(server, messages, Path(tmp), args.variants)
+    command = "python -m benchmarks.peer_quix " + " ".join(argv or sys.argv[1:])
+    print(section(result, command, ""))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

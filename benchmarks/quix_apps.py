@@ -1,0 +1,275 @@
+"""The Quix Streams applications of the peer benchmark (`benchmarks.peer_quix`), each run as a
+child process: the app as a user writes it, the same app tuned as a Quix Streams expert would
+write it, and a stateless app that only counts the input messages (Quix's own floor).
+
+All three read the three input topics (keyed by actor) as one dataframe (`concat`), as raw
+bytes, at-least-once. The two scoring apps then run the actor step in a stateful `apply`
+(state per actor, in RocksDB with a changelog topic), `group_by` the target (Quix's
+repartition topic, one message per engagement) and the target step in a second stateful
+`apply`, and send the score-change events to an output topic.
+
+As a user writes it (`written`): the Python core's functions (`scoring.apply_action`,
+`apply_engagement`, `detect_change`) on a user state kept as a JSON row under one state key:
+every message parses the row (`state_from_row` over Quix's orjson `loads`) and writes it back
+(`state_to_row`, then Quix's `dumps`), so a user with thousands of engagers costs tens of
+kilobytes of JSON per message.
+
+Tuned (`tuned`): the state layout of our worker. The partition's users stay decoded between
+messages in the worker's own user cache (`pipeline.native_steps.NativeUserCache`, the
+compiled core, or `pipeline.steps.UserCache`, the Python core: `--core`), read from the Quix
+state the first time a user is seen and written back after each message as the bytes our
+worker stores (`State.set_bytes`: Quix serialises nothing; its transaction keeps the last
+value per key until the checkpoint, so RocksDB and the changelog see each user once per
+commit interval, as our worker's table does once per batch). The steps are the worker's, with
+its redelivery guard (the origin of each engagement travels with it). Quix keeps one store
+per stateful step, so, as in the app as written, a user's actor side and target side are two
+states (the score events are those of the target side).
+
+    python -m benchmarks.quix_apps written|tuned|count BOOTSTRAP GROUP OUTPUT STATE_DIR TOTAL
+        TOPIC... [--core native|python] [--store rocksdb|memory]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import orjson
+
+PARTITIONS = 4
+USER = "user"
+"""The one state key of a message key's state (the user's row)."""
+COMMIT_INTERVAL_S = 5.0
+"""Quix's default, kept for both scoring apps: state and offsets are committed together at each
+checkpoint, and a longer interval only trades redelivery on a crash for fewer flushes (our
+worker commits offsets every 2.8 s, Faust's default, and writes state once per batch)."""
+
+
+def _app(server: str, group: str, state_dir: str, **settings: Any) -> Any:
+    from quixstreams import Application
+
+    return Application(
+        broker_address=server,
+        consumer_group=group,
+        auto_offset_reset="earliest",
+        processing_guarantee="at-least-once",  # as our worker (INFLUENCE guarantee default)
+        commit_interval=COMMIT_INTERVAL_S,
+        state_dir=state_dir,
+        loglevel="WARNING",
+        **settings,
+    )
+
+
+def _inputs(app: Any, inputs: list[str]) -> Any:
+    from quixstreams.models import TopicConfig
+
+    config = TopicConfig(num_partitions=PARTITIONS, replication_factor=1)
+    frames = [
+        app.dataframe(
+            app.topic(name, key_deserializer="bytes", value_deserializer="bytes", config=config)
+        )
+        for name in inputs
+    ]
+    sdf = frames[0]
+    for other in frames[1:]:
+        sdf = sdf.concat(other)
+    return sdf
+
+
+def _output(app: Any, sdf: Any, output: str) -> None:
+    from quixstreams.models import TopicConfig
+
+    config = TopicConfig(num_partitions=PARTITIONS, replication_factor=1)
+    sdf.to_topic(app.topic(output, value_serializer="bytes", key_serializer="str", config=config))
+
+
+def written(server: str, group: str, inputs: list[str], output: str, state_dir: str) -> Any:
+    """The app as a user writes it (not started)."""
+    from pipeline.codec import decode_json_event, score_change_json
+    from scoring import (
+        Engagement,
+        Event,
+        apply_action,
+        apply_engagement,
+        detect_change,
+        load_model,
+        new_user_state,
+    )
+    from scoring.state import state_from_row, state_to_row
+
+    model = load_model()
+    app = _app(server, group, state_dir)
+
+    def act(value: bytes, state: Any) -> list[Any] | None:
+        event = decode_json_event(value)
+        if not isinstance(event, Event):
+            return None
+        row = state.get(USER)
+        user = state_from_row(row) if row is not None else new_user_state(event.ts)
+        engagement = apply_action(user, event, model).engagement
+        state.set(USER, state_to_row(user))
+        return list(engagement) if engagement is not None else None
+
+    def receive(value: list[Any], state: Any) -> bytes | None:
+        engagement = Engagement._make([*value[:-1], tuple(value[-1])])
+        row = state.get(USER)
+        user = state_from_row(row) if row is not None else new_user_state(engagement.ts)
+        apply_engagement(user, engagement, model)
+        change = detect_change(engagement.target, user, user.last_ts, model, "engagement")
+        state.set(USER, state_to_row(user))
+        if change is None:
+            return None
+        return score_change_json(change, engagement.id, model.model_version)
+
+    sdf = _inputs(app, inputs)
+    sdf = sdf.apply(act, stateful=True).filter(lambda engagement: engagement is not None)
+    sdf = sdf.group_by(lambda engagement: engagement[4], name="target")
+    sdf = sdf.apply(receive, stateful=True).filter(lambda change: change is not None)
+    _output(app, sdf, output)
+    return app
+
+
+class CurrentState:
+    """The users table our user caches read and write (`get`, item assignment): the Quix state
+    of the message being processed. A step only ever reads and writes the message key's user,
+    whose state this is (the actor's for input messages, the target's after `group_by`)."""
+
+    def __init__(self) -> None:
+        self.state: Any = None
+        self.key: bytes = b""
+
+    def bind(self, state: Any, key: str) -> None:
+        self.state, self.key = state, key.encode()
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        assert key == self.key, (key, self.key)
+        value: bytes | None = self.state.get_bytes(USER, default)
+        return value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        assert key == self.key, (key, self.key)
+        self.state.set_bytes(USER, value)
+
+
+def tuned(
+    server: str,
+    group: str,
+    inputs: list[str],
+    output: str,
+    state_dir: str,
+    core: str = "native",
+    store: str = "rocksdb",
+) -> Any:
+    """The app with our worker's state layout and steps, on `core` (not started); `store`
+    "memory": Quix's in-memory store (with its changelog), as the benchmark's worker keeps
+    its table (INFLUENCE_STORE=memory://), instead of RocksDB."""
+    from quixstreams import message_context
+    from quixstreams.state.memory import MemoryStore
+
+    from pipeline.codec import decode_json_event, score_change_json
+    from pipeline.native_steps import NativeUserCache
+    from pipeline.steps import Position, UserCache
+    from scoring import Engagement, Event, load_model
+
+    model = load_model()
+    version = model.model_version
+    app = _app(server, group, state_dir)
+    index = {name: i for i, name in enumerate(inputs)}
+    tables = CurrentState(), CurrentState()
+    caches: tuple[Any, Any] = (
+        (NativeUserCache(tables[0], model), NativeUserCache(tables[1], model))  # type: ignore[arg-type]
+        if core == "native"
+        else (UserCache(tables[0]), UserCache(tables[1]))  # type: ignore[arg-type]
+    )
+    actors, targets = caches
+
+    def write(cache: Any, table: CurrentState) -> None:
+        """The message's user, back into its Quix state (one record at most)."""
+        if core == "native":
+            cache.flush_bounds(table)
+        else:
+            cache.flush(table)
+
+    def act(value: bytes, state: Any) -> list[Any] | None:
+        event = decode_json_event(value)
+        if not isinstance(event, Event):
+            return None
+        context = message_context()
+        origin = Position(index[context.topic], context.partition, context.offset)
+        tables[0].bind(state, event.actor)
+        engagement = actors.actor(event, origin, model).engagement
+        write(actors, tables[0])
+        if engagement is None:
+            return None
+        return [*engagement, origin.topic, origin.partition, origin.offset]
+
+    def receive(value: list[Any], state: Any) -> bytes | None:
+        *fields, topic, partition, offset = value
+        fields[-1] = tuple(fields[-1])  # ref_hashtags
+        engagement = Engagement(*fields)
+        tables[1].bind(state, engagement.target)
+        change = targets.target(engagement, Position(topic, partition, offset), model).change
+        write(targets, tables[1])
+        if change is None:
+            return None
+        return score_change_json(change, engagement.id, version)
+
+    sdf = _inputs(app, inputs)
+    if store == "memory":
+        sdf.register_store(store_type=MemoryStore)
+    sdf = sdf.apply(act, stateful=True).filter(lambda engagement: engagement is not None)
+    sdf = sdf.group_by(lambda engagement: engagement[4], name="target")
+    if store == "memory":
+        sdf.register_store(store_type=MemoryStore)
+    sdf = sdf.apply(receive, stateful=True).filter(lambda change: change is not None)
+    _output(app, sdf, output)
+    return app
+
+
+def count(server: str, group: str, inputs: list[str], state_dir: str, total: int) -> Any:
+    """A stateless app that only counts the input messages, then prints one JSON line (messages,
+    seconds from the first message to the last, the process's CPU seconds) and exits."""
+    app = _app(server, group, state_dir, use_changelog_topics=False)
+    seen = {"count": 0, "first": 0.0}
+
+    def counted(_value: bytes) -> None:
+        if seen["count"] == 0:
+            seen["first"] = time.perf_counter()
+        seen["count"] += 1
+        if seen["count"] >= total:
+            seconds = time.perf_counter() - seen["first"]
+            cpu = time.process_time()  # the whole process's, start-up included
+            line = {"messages": seen["count"], "seconds": seconds, "cpu_seconds": cpu}
+            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+            sys.stdout.flush()
+            os._exit(0)  # measured: no need for Quix's orderly stop
+
+    _inputs(app, inputs).update(counted)
+    return app
+
+
+def main(argv: list[str]) -> int:
+    options = {"--core": "native", "--store": "rocksdb"}
+    for name in options:
+        if name in argv:
+            at = argv.index(name)
+            options[name] = argv[at + 1]
+            argv = argv[:at] + argv[at + 2 :]
+    if len(argv) < 7 or argv[0] not in ("written", "tuned", "count"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    kind, server, group, output, state_dir, total, *inputs = argv
+    if kind == "written":
+        app = written(server, group, inputs, output, state_dir)
+    elif kind == "tuned":
+        app = tuned(server, group, inputs, output, state_dir, options["--core"], options["--store"])
+    else:
+        app = count(server, group, inputs, state_dir, int(total))
+    app.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

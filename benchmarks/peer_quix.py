@@ -6,7 +6,8 @@ group):
 
 - the floors: a plain aiokafka consumer that only counts (the transport), a Faust agent that
   only counts (`benchmarks.faust_floor`, `take_events`, then `noack_take`, the worker's own
-  input path), a stateless Quix Streams app that only counts (`quix_apps.count`);
+  input path), a stateless Quix Streams app that only counts (`quix_apps.count`: the topics
+  concatenated as the scoring apps read them, then a dataframe per topic);
 - our worker on the compiled core (INFLUENCE_CORE=native), as `benchmarks.kafka_path` runs it;
 - the Quix Streams apps: tuned on the compiled core (RocksDB, then Quix's memory store, which
   is what the benchmark's worker has), tuned on the Python core, and as a user writes it.
@@ -56,6 +57,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 
 @dataclass(frozen=True, slots=True)
 class Floor:
+    key: str
+    """aiokafka, faust-take, faust-noack, quix, quix-separate."""
     label: str
     messages_per_s: float
     cpu_seconds: float | None = None
@@ -133,14 +136,19 @@ def _wait_topic(server: str, topic: str, alive: Callable[[], bool], timeout: flo
         time.sleep(0.5)
 
 
-def quix_floor(server: str, deployment: Deployment, total: int, tmp: Path) -> Floor:
-    """The stateless Quix app that only counts (`quix_apps.count`), in its own process."""
-    group = f"{deployment.name}-quix-count"
+def quix_floor(
+    server: str, deployment: Deployment, total: int, tmp: Path, concat: bool = True
+) -> Floor:
+    """The stateless Quix app that only counts (`quix_apps.count`), in its own process; with
+    `concat`, the three topics as one dataframe (read aligned by timestamp, as the scoring
+    apps read them), else a dataframe each."""
+    kind = "count" if concat else "count-separate"
+    group = f"{deployment.name}-quix-{kind}"
     command = [
         sys.executable,
         "-m",
         "benchmarks.quix_apps",
-        "count",
+        kind,
         server,
         group,
         "-",
@@ -154,7 +162,12 @@ def quix_floor(server: str, deployment: Deployment, total: int, tmp: Path) -> Fl
         raise RuntimeError(f"the counting Quix app gave no result: {done.stdout[-2000:]!r}")
     result = orjson.loads(found[-1])
     rate = float(result["messages"]) / float(result["seconds"])
-    return Floor("a Quix Streams app that only counts (stateless)", rate, result["cpu_seconds"])
+    label = (
+        "a stateless Quix Streams app that only counts (topics `concat`: timestamp-aligned)"
+        if concat
+        else "the same app, a dataframe per topic (no alignment)"
+    )
+    return Floor("quix" if concat else "quix-separate", label, rate, result["cpu_seconds"])
 
 
 def floors(server: str, deployment: Deployment, total: int, tmp: Path) -> list[Floor]:
@@ -166,10 +179,16 @@ def floors(server: str, deployment: Deployment, total: int, tmp: Path) -> list[F
         deployment, total, noack=True, app_id=f"{app_id}-noack"
     )
     return [
-        Floor("a plain aiokafka consumer that only counts (`getmany`)", plain),
-        Floor("a Faust agent that only counts (`take_events`)", take, take_cpu),
-        Floor("the same agent, batches as the worker takes them (`noack_take`)", noack, noack_cpu),
+        Floor("aiokafka", "a plain aiokafka consumer that only counts (`getmany`)", plain),
+        Floor("faust-take", "a Faust agent that only counts (`take_events`)", take, take_cpu),
+        Floor(
+            "faust-noack",
+            "the same agent, batches as the worker takes them (`noack_take`)",
+            noack,
+            noack_cpu,
+        ),
         quix_floor(server, deployment, total, tmp),
+        quix_floor(server, deployment, total, tmp, concat=False),
     ]
 
 
@@ -195,9 +214,12 @@ def run(
 
 def section(result: PeerResult, command: str, setup: str) -> str:
     w = result.worker
+    floor = {f.key: f.messages_per_s for f in result.floors}
+    ours, theirs = floor.get("faust-noack", float("nan")), floor.get("quix", float("nan"))
     peer_rows = [
         f"| {label} | {r.events_per_s:,.0f} | {r.score_events:,} | {harness.mb(r.rss_bytes)} | "
-        f"{r.cpu_seconds:,.0f} | {w.events_per_s / r.events_per_s:.2f} |"
+        f"{r.cpu_seconds:,.0f} | {r.events_per_s / theirs:.2f} | "
+        f"**{w.events_per_s / r.events_per_s:.2f}** |"
         for label, r in result.peers
     ]
     floor_rows = [
@@ -214,15 +236,18 @@ def section(result: PeerResult, command: str, setup: str) -> str:
             "",
             f"The first {result.events:,} Higgs events as v1 JSON, produced once into fresh "
             f"4-partition topics ({result.produce_s:.1f} s), then read by each contender in "
-            "turn, one after the other (`benchmarks/peer_quix.py`, the Quix apps in "
-            "`benchmarks/quix_apps.py`). Scoring apps: first to last score event received; "
-            "CPU: the process's, start-up included.",
+            "turn, one after the other, each as its own consumer group "
+            "(`benchmarks/peer_quix.py`; the Quix apps: `benchmarks/quix_apps.py`). Scoring "
+            "apps: first to last score event received; CPU: the process's, start-up included; "
+            "÷ floor: the app's rate over its own framework's counting floor below "
+            "(our worker: the Faust agent with `noack_take`, its input path; Quix: the app "
+            "counting the concatenated topics, as the scoring apps read them).",
             "",
-            "| | events/s | score events | RSS | CPU s | ours / theirs |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| | events/s | score events | RSS | CPU s | ÷ floor | ours / theirs |",
+            "|---|---:|---:|---:|---:|---:|---:|",
             f"| **our worker** (Faust, compiled core, memory store + changelog) | "
             f"**{w.events_per_s:,.0f}** | {w.score_events:,} | {harness.mb(w.rss_bytes)} | "
-            f"{w.cpu_seconds:,.0f} | 1 |",
+            f"{w.cpu_seconds:,.0f} | {w.events_per_s / ours:.2f} | 1 |",
             *peer_rows,
             "",
             "The frameworks' floors, same topics, same run (first to last message counted):",
@@ -231,8 +256,47 @@ def section(result: PeerResult, command: str, setup: str) -> str:
             "|---|---:|---:|",
             *floor_rows,
             "",
+            *PROSE,
+            "",
         ]
     )
+
+
+PROSE = [
+    "What each side does. All of them decode the same v1 JSON, run the actor step where the",
+    "actor's state lives, move each engagement to its target's partition through Kafka and run",
+    "the target step there, keep state with a changelog topic, at-least-once, and write the",
+    "same score-change events. Our worker also aligns its inputs by event time, bundles a",
+    "batch's engagements into one repartition message, guards every step against",
+    "redelivery and sends decay-only changes (none here: the Higgs events carry no follower",
+    "counts); its actor and target sides share one user state. Quix keeps one store per",
+    "stateful step, so in both Quix apps a user's actor side and target side are two states,",
+    "sends one repartition message per engagement, and aligns the concatenated input topics",
+    "by Kafka timestamp (produce time here, the file's order).",
+    "",
+    "- *As a user writes it*: the Python core (`scoring.apply_action`, `apply_engagement`,",
+    "  `detect_change`) on the user's state kept as a JSON row: every message parses the row",
+    "  and writes it back whole (`state_from_row` / `state_to_row` through Quix's orjson),",
+    "  tens of kilobytes for a user with thousands of engagers. This is the first thing a",
+    "  Quix expert changes, not a setting: Quix's `commit_interval` (5 s), the guarantee and",
+    "  the consumer's fetch settings are already what our worker runs with or better for",
+    "  throughput (state is committed once per checkpoint; librdkafka prefetches).",
+    "- *Tuned*: our worker's state layout and steps inside Quix: the partition's users stay",
+    "  decoded between messages in the worker's own user cache (compiled core, or Python",
+    "  core), each message's user is written back as the bytes our worker stores",
+    "  (`State.set_bytes`: no serialisation by Quix; its transaction keeps the last value per",
+    "  key until the checkpoint, so RocksDB and the changelog see a user once per commit), with",
+    "  the worker's redelivery guard. Same score events as the app as written",
+    "  (tests/test_quix_peer.py). The decoded users are kept across checkpoints without",
+    "  Quix knowing: fine for one process that keeps its partitions, as here; a production app",
+    "  would drop them when partitions are revoked, as our worker does.",
+    "",
+    "The fairest pair is our worker and Quix tuned on the compiled core with the memory",
+    "store: the same core, the same state layout and decoded-user cache, the same kind of",
+    "store (the benchmark's worker runs INFLUENCE_STORE=memory://; RocksDB is the row before",
+    "it), both at-least-once with a changelog. What is left between them is the frameworks:",
+    "their input paths (the floors), their repartitioning and their state transactions.",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

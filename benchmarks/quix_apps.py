@@ -25,8 +25,10 @@ its redelivery guard (the origin of each engagement travels with it). Quix keeps
 per stateful step, so, as in the app as written, a user's actor side and target side are two
 states (the score events are those of the target side).
 
-    python -m benchmarks.quix_apps written|tuned|count BOOTSTRAP GROUP OUTPUT STATE_DIR TOTAL
-        TOPIC... [--core native|python] [--store rocksdb|memory]
+    python -m benchmarks.quix_apps written|tuned|count|count-separate BOOTSTRAP GROUP OUTPUT
+        STATE_DIR TOTAL TOPIC... [--core native|python] [--store rocksdb|memory]
+
+(TOTAL: the messages a counting app counts before it exits; OUTPUT: the scoring apps' topic.)
 """
 
 from __future__ import annotations
@@ -34,9 +36,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from scoring import Model
 
 PARTITIONS = 4
 USER = "user"
@@ -85,8 +91,13 @@ def _output(app: Any, sdf: Any, output: str) -> None:
     sdf.to_topic(app.topic(output, value_serializer="bytes", key_serializer="str", config=config))
 
 
-def written(server: str, group: str, inputs: list[str], output: str, state_dir: str) -> Any:
-    """The app as a user writes it (not started)."""
+Steps = tuple[Callable[[bytes, Any], Any], Callable[[Any, Any], bytes | None]]
+"""A scoring app's two stateful functions: (input value, state) → engagement or None, and
+(engagement, state) → score event or None."""
+
+
+def written_steps(model: Model) -> Steps:
+    """The steps as a user writes them: the Python core on a JSON row per message."""
     from pipeline.codec import decode_json_event, score_change_json
     from scoring import (
         Engagement,
@@ -94,13 +105,9 @@ def written(server: str, group: str, inputs: list[str], output: str, state_dir: 
         apply_action,
         apply_engagement,
         detect_change,
-        load_model,
         new_user_state,
     )
     from scoring.state import state_from_row, state_to_row
-
-    model = load_model()
-    app = _app(server, group, state_dir)
 
     def act(value: bytes, state: Any) -> list[Any] | None:
         event = decode_json_event(value)
@@ -123,12 +130,7 @@ def written(server: str, group: str, inputs: list[str], output: str, state_dir: 
             return None
         return score_change_json(change, engagement.id, model.model_version)
 
-    sdf = _inputs(app, inputs)
-    sdf = sdf.apply(act, stateful=True).filter(lambda engagement: engagement is not None)
-    sdf = sdf.group_by(lambda engagement: engagement[4], name="target")
-    sdf = sdf.apply(receive, stateful=True).filter(lambda change: change is not None)
-    _output(app, sdf, output)
-    return app
+    return act, receive
 
 
 class CurrentState:
@@ -153,29 +155,15 @@ class CurrentState:
         self.state.set_bytes(USER, value)
 
 
-def tuned(
-    server: str,
-    group: str,
-    inputs: list[str],
-    output: str,
-    state_dir: str,
-    core: str = "native",
-    store: str = "rocksdb",
-) -> Any:
-    """The app with our worker's state layout and steps, on `core` (not started); `store`
-    "memory": Quix's in-memory store (with its changelog), as the benchmark's worker keeps
-    its table (INFLUENCE_STORE=memory://), instead of RocksDB."""
-    from quixstreams import message_context
-    from quixstreams.state.memory import MemoryStore
-
+def tuned_steps(model: Model, core: str, inputs: list[str], context: Callable[[], Any]) -> Steps:
+    """The steps with our worker's state layout, user caches and steps, on `core`; `context()`
+    is the message's (`quixstreams.message_context`: topic, partition, offset)."""
     from pipeline.codec import decode_json_event, score_change_json
     from pipeline.native_steps import NativeUserCache
     from pipeline.steps import Position, UserCache
-    from scoring import Engagement, Event, load_model
+    from scoring import Engagement, Event
 
-    model = load_model()
     version = model.model_version
-    app = _app(server, group, state_dir)
     index = {name: i for i, name in enumerate(inputs)}
     tables = CurrentState(), CurrentState()
     caches: tuple[Any, Any] = (
@@ -196,8 +184,8 @@ def tuned(
         event = decode_json_event(value)
         if not isinstance(event, Event):
             return None
-        context = message_context()
-        origin = Position(index[context.topic], context.partition, context.offset)
+        message = context()
+        origin = Position(index[message.topic], message.partition, message.offset)
         tables[0].bind(state, event.actor)
         engagement = actors.actor(event, origin, model).engagement
         write(actors, tables[0])
@@ -216,6 +204,25 @@ def tuned(
             return None
         return score_change_json(change, engagement.id, version)
 
+    return act, receive
+
+
+def scoring_app(
+    server: str,
+    group: str,
+    inputs: list[str],
+    output: str,
+    state_dir: str,
+    steps: Steps,
+    store: str = "rocksdb",
+) -> Any:
+    """A scoring app running `steps` (not started); `store` "memory": Quix's in-memory store
+    (with its changelog), as the benchmark's worker keeps its table (INFLUENCE_STORE=memory://),
+    instead of RocksDB."""
+    from quixstreams.state.memory import MemoryStore
+
+    app = _app(server, group, state_dir)
+    act, receive = steps
     sdf = _inputs(app, inputs)
     if store == "memory":
         sdf.register_store(store_type=MemoryStore)
@@ -228,9 +235,13 @@ def tuned(
     return app
 
 
-def count(server: str, group: str, inputs: list[str], state_dir: str, total: int) -> Any:
+def count(
+    server: str, group: str, inputs: list[str], state_dir: str, total: int, concat: bool = True
+) -> Any:
     """A stateless app that only counts the input messages, then prints one JSON line (messages,
-    seconds from the first message to the last, the process's CPU seconds) and exits."""
+    seconds from the first message to the last, the process's CPU seconds) and exits. With
+    `concat` the topics are one dataframe, as in the scoring apps, which makes Quix read them
+    aligned by timestamp (buffered); without, one dataframe per topic, read as they come."""
     app = _app(server, group, state_dir, use_changelog_topics=False)
     seen = {"count": 0, "first": 0.0}
 
@@ -246,7 +257,11 @@ def count(server: str, group: str, inputs: list[str], state_dir: str, total: int
             sys.stdout.flush()
             os._exit(0)  # measured: no need for Quix's orderly stop
 
-    _inputs(app, inputs).update(counted)
+    if concat:
+        _inputs(app, inputs).update(counted)
+    else:
+        for name in inputs:
+            _inputs(app, [name]).update(counted)
     return app
 
 
@@ -257,16 +272,24 @@ def main(argv: list[str]) -> int:
             at = argv.index(name)
             options[name] = argv[at + 1]
             argv = argv[:at] + argv[at + 2 :]
-    if len(argv) < 7 or argv[0] not in ("written", "tuned", "count"):
+    if len(argv) < 7 or argv[0] not in ("written", "tuned", "count", "count-separate"):
         print(__doc__, file=sys.stderr)
         return 2
     kind, server, group, output, state_dir, total, *inputs = argv
-    if kind == "written":
-        app = written(server, group, inputs, output, state_dir)
-    elif kind == "tuned":
-        app = tuned(server, group, inputs, output, state_dir, options["--core"], options["--store"])
+    if kind.startswith("count"):
+        app = count(server, group, inputs, state_dir, int(total), concat=kind == "count")
     else:
-        app = count(server, group, inputs, state_dir, int(total))
+        from quixstreams import message_context
+
+        from scoring import load_model
+
+        model = load_model()
+        steps = (
+            written_steps(model)
+            if kind == "written"
+            else tuned_steps(model, options["--core"], inputs, message_context)
+        )
+        app = scoring_app(server, group, inputs, output, state_dir, steps, options["--store"])
     app.run()
     return 0
 

@@ -27,8 +27,10 @@ states (the score events are those of the target side).
 
     python -m benchmarks.quix_apps written|tuned|count|count-separate BOOTSTRAP GROUP OUTPUT
         STATE_DIR TOTAL TOPIC... [--core native|python] [--store rocksdb|memory]
+        [--poll SECONDS]
 
-(TOTAL: the messages a counting app counts before it exits; OUTPUT: the scoring apps' topic.)
+(TOTAL: the messages a counting app counts before it exits; OUTPUT: the scoring apps' topic;
+--poll: Quix's `consumer_poll_timeout`, default 1 s.)
 """
 
 from __future__ import annotations
@@ -215,13 +217,14 @@ def scoring_app(
     state_dir: str,
     steps: Steps,
     store: str = "rocksdb",
+    poll_s: float = 1.0,
 ) -> Any:
     """A scoring app running `steps` (not started); `store` "memory": Quix's in-memory store
     (with its changelog), as the benchmark's worker keeps its table (INFLUENCE_STORE=memory://),
     instead of RocksDB."""
     from quixstreams.state.memory import MemoryStore
 
-    app = _app(server, group, state_dir)
+    app = _app(server, group, state_dir, consumer_poll_timeout=poll_s)
     act, receive = steps
     sdf = _inputs(app, inputs)
     if store == "memory":
@@ -236,13 +239,19 @@ def scoring_app(
 
 
 def count(
-    server: str, group: str, inputs: list[str], state_dir: str, total: int, concat: bool = True
+    server: str,
+    group: str,
+    inputs: list[str],
+    state_dir: str,
+    total: int,
+    concat: bool = True,
+    poll_s: float = 1.0,
 ) -> Any:
     """A stateless app that only counts the input messages, then prints one JSON line (messages,
     seconds from the first message to the last, the process's CPU seconds) and exits. With
     `concat` the topics are one dataframe, as in the scoring apps, which makes Quix read them
     aligned by timestamp (buffered); without, one dataframe per topic, read as they come."""
-    app = _app(server, group, state_dir, use_changelog_topics=False)
+    app = _app(server, group, state_dir, use_changelog_topics=False, consumer_poll_timeout=poll_s)
     seen = {"count": 0, "first": 0.0}
 
     def counted(_value: bytes) -> None:
@@ -266,7 +275,7 @@ def count(
 
 
 def main(argv: list[str]) -> int:
-    options = {"--core": "native", "--store": "rocksdb"}
+    options = {"--core": "native", "--store": "rocksdb", "--poll": "1.0"}
     for name in options:
         if name in argv:
             at = argv.index(name)
@@ -277,7 +286,8 @@ def main(argv: list[str]) -> int:
         return 2
     kind, server, group, output, state_dir, total, *inputs = argv
     if kind.startswith("count"):
-        app = count(server, group, inputs, state_dir, int(total), concat=kind == "count")
+        poll_s = float(options["--poll"])
+        app = count(server, group, inputs, state_dir, int(total), kind == "count", poll_s)
     else:
         from quixstreams import message_context
 
@@ -289,7 +299,8 @@ def main(argv: list[str]) -> int:
             if kind == "written"
             else tuned_steps(model, options["--core"], inputs, message_context)
         )
-        app = scoring_app(server, group, inputs, output, state_dir, steps, options["--store"])
+        store, poll_s = options["--store"], float(options["--poll"])
+        app = scoring_app(server, group, inputs, output, state_dir, steps, store, poll_s)
     app.run()
     return 0
 

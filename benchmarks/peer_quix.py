@@ -88,6 +88,8 @@ class PeerResult:
     worker: WorkerRun
     peers: list[tuple[str, WorkerRun]] = field(default_factory=list)
     """(`VARIANTS` name, run), in the order run."""
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(`VARIANTS` name, what went wrong) of the variants that gave no result."""
     floors: list[Floor] = field(default_factory=list)
 
 
@@ -123,7 +125,11 @@ def quix_app(
         _wait_topic(server, output, alive=lambda: process.poll() is None)
         tail.start()
         done = harness.wait_group_done(
-            server, group, list(deployment.topics.inputs), alive=lambda: process.poll() is None
+            server,
+            group,
+            list(deployment.topics.inputs),
+            timeout=600.0,
+            alive=lambda: process.poll() is None,
         )
         tail.wait_quiet(5.0)
         rss = harness.rss_bytes(process.pid)
@@ -233,7 +239,11 @@ def run(
         result = PeerResult(total, produce_s, worker, floors=measured)
         for name in variants or list(VARIANTS):
             _, args = VARIANTS[name]
-            result.peers.append((name, quix_app(server, deployment, name, args, total, tmp)))
+            try:
+                result.peers.append((name, quix_app(server, deployment, name, args, total, tmp)))
+            except (RuntimeError, TimeoutError) as exc:  # the others are still worth having
+                print(f"{name} failed: {exc}", file=sys.stderr)
+                result.failed.append((name, str(exc)[:200]))
         return result
     finally:
         harness.delete_topics_containing(server, deployment.name)
@@ -255,7 +265,7 @@ def section(result: PeerResult, command: str, setup: str) -> str:
         f"{r.events_per_s / floor.get(f'quix@{poll_of(name)}', float('nan')):.2f} | "
         f"**{w.events_per_s / r.events_per_s:.2f}** |"
         for name, r in result.peers
-    ]
+    ] + [f"| {VARIANTS[name][0]} | failed: {why} | | | | | |" for name, why in result.failed]
     floor_rows = [
         f"| {f.label} | {f.messages_per_s:,.0f} | "
         f"{'' if f.cpu_seconds is None else f'{f.cpu_seconds:,.0f}'} |"

@@ -17,20 +17,21 @@ kilobytes of JSON per message.
 Tuned (`tuned`): the state layout of our worker. The partition's users stay decoded between
 messages in the worker's own user cache (`pipeline.native_steps.NativeUserCache`, the
 compiled core, or `pipeline.steps.UserCache`, the Python core: `--core`), read from the Quix
-state the first time a user is seen and written back after each message as the bytes our
-worker stores (`State.set_bytes`: Quix serialises nothing; its transaction keeps the last
-value per key until the checkpoint, so RocksDB and the changelog see each user once per
-commit interval, as our worker's table does once per batch). The steps are the worker's, with
-its redelivery guard (the origin of each engagement travels with it). Quix keeps one store
-per stateful step, so, as in the app as written, a user's actor side and target side are two
-states (the score events are those of the target side).
+state the first time a user is seen, and each changed user is written back once per
+checkpoint as the bytes our worker stores (`State.set_bytes`: Quix serialises nothing), by a
+sink whose `flush` Quix calls as the checkpoint commits (`--write message`: after every
+message instead), as our worker writes a changed user once per batch. The steps are the
+worker's, with its redelivery guard (the origin of each engagement travels with it). Quix
+keeps one store per stateful step, so, as in the app as written, a user's actor side and
+target side are two states (the score events are those of the target side).
 
     python -m benchmarks.quix_apps written|tuned|count|count-separate BOOTSTRAP GROUP OUTPUT
         STATE_DIR TOTAL TOPIC... [--core native|python] [--store rocksdb|memory]
-        [--poll SECONDS]
+        [--poll SECONDS] [--write checkpoint|message]
 
 (TOTAL: the messages a counting app counts before it exits; OUTPUT: the scoring apps' topic;
---poll: Quix's `consumer_poll_timeout`, default 1 s.)
+--poll: Quix's `consumer_poll_timeout`, default 1 s; --write: when the tuned app writes a
+changed user to its state, at the checkpoint or after each message.)
 """
 
 from __future__ import annotations
@@ -135,78 +136,117 @@ def written_steps(model: Model) -> Steps:
     return act, receive
 
 
-class CurrentState:
-    """The users table our user caches read and write (`get`, item assignment): the Quix state
-    of the message being processed. A step only ever reads and writes the message key's user,
-    whose state this is (the actor's for input messages, the target's after `group_by`)."""
+class States:
+    """The users table our user caches read and write (`get`, item assignment) over Quix
+    states: each user's is the state Quix passed with the last message keyed by that user in
+    the current checkpoint (the actor's for input messages, the target's after `group_by`).
+    A step reads only the message key's user; the cache writes its changed users back either
+    at once or at the checkpoint, while their states' transaction is still open."""
 
     def __init__(self) -> None:
-        self.state: Any = None
-        self.key: bytes = b""
+        self.states: dict[bytes, Any] = {}
 
     def bind(self, state: Any, key: str) -> None:
-        self.state, self.key = state, key.encode()
+        self.states[key.encode()] = state
 
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
-        assert key == self.key, (key, self.key)
-        value: bytes | None = self.state.get_bytes(USER, default)
+        value: bytes | None = self.states[key].get_bytes(USER, default)
         return value
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        assert key == self.key, (key, self.key)
-        self.state.set_bytes(USER, value)
+        self.states[key].set_bytes(USER, value)
 
 
-def tuned_steps(model: Model, core: str, inputs: list[str], context: Callable[[], Any]) -> Steps:
+class TunedSteps:
     """The steps with our worker's state layout, user caches and steps, on `core`; `context()`
-    is the message's (`quixstreams.message_context`: topic, partition, offset)."""
-    from pipeline.codec import decode_json_event, score_change_json
-    from pipeline.native_steps import NativeUserCache
-    from pipeline.steps import Position, UserCache
-    from scoring import Engagement, Event
+    is the message's (`quixstreams.message_context`: topic, partition, offset). `at`
+    "checkpoint": changed users are written to their Quix states by `checkpoint()`, which
+    the app calls as each checkpoint commits (`CheckpointWrites`), so a user touched a
+    thousand times in a checkpoint is encoded once, as our worker encodes it once a batch;
+    "message": each message's user is written back after the message."""
 
-    version = model.model_version
-    index = {name: i for i, name in enumerate(inputs)}
-    tables = CurrentState(), CurrentState()
-    caches: tuple[Any, Any] = (
-        (NativeUserCache(tables[0], model), NativeUserCache(tables[1], model))  # type: ignore[arg-type]
-        if core == "native"
-        else (UserCache(tables[0]), UserCache(tables[1]))  # type: ignore[arg-type]
-    )
-    actors, targets = caches
+    def __init__(
+        self,
+        model: Model,
+        core: str,
+        inputs: list[str],
+        context: Callable[[], Any],
+        at: str = "checkpoint",
+    ) -> None:
+        from pipeline.codec import decode_json_event, score_change_json
+        from pipeline.native_steps import NativeUserCache
+        from pipeline.steps import Position, UserCache
+        from scoring import Engagement, Event
 
-    def write(cache: Any, table: CurrentState) -> None:
-        """The message's user, back into its Quix state (one record at most)."""
-        if core == "native":
+        self.model, self.core, self.context = model, core, context
+        self.index = {name: i for i, name in enumerate(inputs)}
+        self.tables = States(), States()
+        self.caches: tuple[Any, Any] = (
+            (NativeUserCache(self.tables[0], model), NativeUserCache(self.tables[1], model))  # type: ignore[arg-type]
+            if core == "native"
+            else (UserCache(self.tables[0]), UserCache(self.tables[1]))  # type: ignore[arg-type]
+        )
+        self.each = at == "message"
+        self._decode, self._encode = decode_json_event, score_change_json
+        self._position, self._engagement, self._event = Position, Engagement, Event
+
+    def write(self, side: int) -> None:
+        """The side's changed users, into their Quix states."""
+        cache, table = self.caches[side], self.tables[side]
+        if self.core == "native":
             cache.flush_bounds(table)
         else:
             cache.flush(table)
 
-    def act(value: bytes, state: Any) -> list[Any] | None:
-        event = decode_json_event(value)
-        if not isinstance(event, Event):
+    def checkpoint(self) -> None:
+        """Every changed user into its state; then the states are the committed transaction's
+        and are forgotten (the decoded users stay)."""
+        for side in (0, 1):
+            self.write(side)
+            self.tables[side].states.clear()
+
+    def act(self, value: bytes, state: Any) -> list[Any] | None:
+        event = self._decode(value)
+        if not isinstance(event, self._event):
             return None
-        message = context()
-        origin = Position(index[message.topic], message.partition, message.offset)
-        tables[0].bind(state, event.actor)
-        engagement = actors.actor(event, origin, model).engagement
-        write(actors, tables[0])
+        message = self.context()
+        origin = self._position(self.index[message.topic], message.partition, message.offset)
+        self.tables[0].bind(state, event.actor)
+        engagement = self.caches[0].actor(event, origin, self.model).engagement
+        if self.each:
+            self.write(0)
         if engagement is None:
             return None
         return [*engagement, origin.topic, origin.partition, origin.offset]
 
-    def receive(value: list[Any], state: Any) -> bytes | None:
+    def receive(self, value: list[Any], state: Any) -> bytes | None:
         *fields, topic, partition, offset = value
         fields[-1] = tuple(fields[-1])  # ref_hashtags
-        engagement = Engagement(*fields)
-        tables[1].bind(state, engagement.target)
-        change = targets.target(engagement, Position(topic, partition, offset), model).change
-        write(targets, tables[1])
+        engagement = self._engagement(*fields)
+        self.tables[1].bind(state, engagement.target)
+        origin = self._position(topic, partition, offset)
+        change = self.caches[1].target(engagement, origin, self.model).change
+        if self.each:
+            self.write(1)
         if change is None:
             return None
-        return score_change_json(change, engagement.id, version)
+        return self._encode(change, engagement.id, self.model.model_version)
 
-    return act, receive
+
+def checkpoint_writes(steps: TunedSteps) -> Any:
+    """A sink that receives nothing and, as each checkpoint commits (Quix flushes sinks before
+    it produces the changelogs and commits the state transactions), writes the changed users
+    into their states: Quix's public hook at the commit."""
+    from quixstreams.sinks import BaseSink
+
+    class CheckpointWrites(BaseSink):
+        def add(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def flush(self) -> None:
+            steps.checkpoint()
+
+    return CheckpointWrites()
 
 
 def scoring_app(
@@ -215,7 +255,7 @@ def scoring_app(
     inputs: list[str],
     output: str,
     state_dir: str,
-    steps: Steps,
+    steps: Steps | TunedSteps,
     store: str = "rocksdb",
     poll_s: float = 1.0,
 ) -> Any:
@@ -225,7 +265,7 @@ def scoring_app(
     from quixstreams.state.memory import MemoryStore
 
     app = _app(server, group, state_dir, consumer_poll_timeout=poll_s)
-    act, receive = steps
+    act, receive = (steps.act, steps.receive) if isinstance(steps, TunedSteps) else steps
     sdf = _inputs(app, inputs)
     if store == "memory":
         sdf.register_store(store_type=MemoryStore)
@@ -235,6 +275,8 @@ def scoring_app(
         sdf.register_store(store_type=MemoryStore)
     sdf = sdf.apply(receive, stateful=True).filter(lambda change: change is not None)
     _output(app, sdf, output)
+    if isinstance(steps, TunedSteps) and not steps.each:
+        sdf.sink(checkpoint_writes(steps))
     return app
 
 
@@ -275,7 +317,7 @@ def count(
 
 
 def main(argv: list[str]) -> int:
-    options = {"--core": "native", "--store": "rocksdb", "--poll": "1.0"}
+    options = {"--core": "native", "--store": "rocksdb", "--poll": "1.0", "--write": "checkpoint"}
     for name in options:
         if name in argv:
             at = argv.index(name)
@@ -297,7 +339,7 @@ def main(argv: list[str]) -> int:
         steps = (
             written_steps(model)
             if kind == "written"
-            else tuned_steps(model, options["--core"], inputs, message_context)
+            else TunedSteps(model, options["--core"], inputs, message_context, options["--write"])
         )
         store, poll_s = options["--store"], float(options["--poll"])
         app = scoring_app(server, group, inputs, output, state_dir, steps, store, poll_s)

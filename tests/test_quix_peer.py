@@ -74,40 +74,88 @@ def messages() -> list[Any]:
     return [event_message(e) for e in events if isinstance(e, Event)]
 
 
-def score_events(steps: quix_apps.Steps, messages: list[Any], context: Context) -> list[bytes]:
+def score_events(
+    steps: quix_apps.Steps | quix_apps.TunedSteps,
+    messages: list[Any],
+    context: Context,
+    stores: tuple[Stores, Stores] | None = None,
+    every: int = 700,
+    offsets: dict[str, int] | None = None,
+) -> list[bytes]:
     """What the app sends: every input through the actor step (a state per actor), each
-    engagement through `group_by` (JSON, as Quix's repartition topic) to the target step."""
-    act, receive = steps
-    actors, targets = Stores(), Stores()
-    offsets = dict.fromkeys(INPUTS, 0)
+    engagement through `group_by` (JSON, as Quix's repartition topic) to the target step; a
+    tuned app's checkpoint every `every` messages of each side, and at the end."""
+    tuned = isinstance(steps, quix_apps.TunedSteps)
+    act, receive = (steps.act, steps.receive) if tuned else steps  # type: ignore[union-attr]
+    actors, targets = stores or (Stores(), Stores())
+    offsets = dict.fromkeys(INPUTS, 0) if offsets is None else offsets
     engagements = []
-    for message in messages:
+    for n, message in enumerate(messages, 1):
         context.topic, context.offset = message.topic, offsets[message.topic]
         offsets[message.topic] += 1
         engagement = act(message.value, actors(message.key))
         if engagement is not None:
             engagements.append(orjson.loads(orjson.dumps(engagement)))
+        if tuned and n % every == 0:
+            steps.checkpoint()  # type: ignore[union-attr]
     out = []
-    for engagement in engagements:
+    for n, engagement in enumerate(engagements, 1):
         event = receive(engagement, targets(engagement[4].encode()))
         if event is not None:
             out.append(event)
+        if tuned and n % every == 0:
+            steps.checkpoint()  # type: ignore[union-attr]
+    if tuned:
+        steps.checkpoint()  # type: ignore[union-attr]
     return out
 
 
+def rows(stores: tuple[Stores, Stores]) -> list[dict[bytes, bytes | None]]:
+    return [{k: s.values.get(quix_apps.USER) for k, s in side.states.items()} for side in stores]
+
+
+@pytest.mark.parametrize("at", ["checkpoint", "message"])
 @pytest.mark.parametrize("core", ["python", "native"])
 def test_tuned_sends_what_the_written_app_sends(
-    model: Model, messages: list[Any], core: str
+    model: Model, messages: list[Any], core: str, at: str
 ) -> None:
     if core == "native":
         pytest.importorskip("scoring._native")
     written = score_events(quix_apps.written_steps(model), messages, Context())
     context = Context()
     tuned = score_events(
-        quix_apps.tuned_steps(model, core, INPUTS, lambda: context), messages, context
+        quix_apps.TunedSteps(model, core, INPUTS, lambda: context, at), messages, context
     )
     assert len(written) > 100
     assert tuned == written
+
+
+@pytest.mark.parametrize("core", ["python", "native"])
+def test_checkpoint_writes_store_what_each_message_writes(
+    model: Model, messages: list[Any], core: str
+) -> None:
+    """Written at checkpoints, the stored rows end as written after every message; and a new
+    app (decoded users lost) goes on from them with the same score events."""
+    if core == "native":
+        pytest.importorskip("scoring._native")
+    half = len(messages) // 2
+    stored = {}
+    for at in ("message", "checkpoint"):
+        context, stores, offsets = Context(), (Stores(), Stores()), dict.fromkeys(INPUTS, 0)
+        first = score_events(
+            quix_apps.TunedSteps(model, core, INPUTS, lambda c=context: c, at),
+            messages[:half],
+            context,
+            stores,
+            offsets=offsets,
+        )
+        stored[at] = rows(stores)
+        again = quix_apps.TunedSteps(model, core, INPUTS, lambda c=context: c, at)
+        rest = score_events(again, messages[half:], context, stores, offsets=offsets)
+        stored[at + " end"] = rows(stores)
+        assert first + rest == score_events(quix_apps.written_steps(model), messages, Context())
+    assert stored["checkpoint"] == stored["message"]
+    assert stored["checkpoint end"] == stored["message end"]
 
 
 @pytest.mark.parametrize("core", ["python", "native"])
@@ -115,7 +163,7 @@ def test_tuned_skips_a_redelivered_input(model: Model, messages: list[Any], core
     if core == "native":
         pytest.importorskip("scoring._native")
     context = Context()
-    act, _ = quix_apps.tuned_steps(model, core, INPUTS, lambda: context)
+    act = quix_apps.TunedSteps(model, core, INPUTS, lambda: context).act
     actors = Stores()
     engaging = [m for m in messages if m.topic == "retweets"][:5]
     for offset, message in enumerate(engaging):

@@ -38,12 +38,16 @@ from benchmarks import (
     state_scale,
     top_api,
 )
+from benchmarks.harness import mb
 from benchmarks.kafka_path import PathResult, WorkerRun
 from benchmarks.latency import LatencyResult
 from benchmarks.state_scale import ScaleResult
 
 NAMES = ("path", "latency", "state", "peer", "scaling", "top", "replay")
 WITHOUT_BROKER = {"top", "replay"}
+SELF_DESCRIBED = {*WITHOUT_BROKER, "peer"}
+"""Sections that name their own command, machine and versions: a run of only these leaves the
+Kafka setup section (which the other Kafka sections were measured under) as it is."""
 LATENCY_RATES = (2_000.0, 1_000.0)
 """Fixed offered loads measured besides the issue's (half the maximum): where p99 stands when
 the worker is not near saturation."""
@@ -53,7 +57,7 @@ TARGET_USERS = 1_000_000
 @dataclass
 class Results:
     path: PathResult | None = None
-    peer: WorkerRun | None = None
+    peer: peer_quix.PeerResult | None = None
     latency: list[LatencyResult] = field(default_factory=list)
     """The issue's rate (half the measured maximum) first, then the fixed lower rates."""
     state: ScaleResult | None = None
@@ -111,8 +115,6 @@ def plot_throughput(results: Results, out: Path) -> None:
     ]
     if path.python_worker is not None:
         bars.append(("our worker,\nPython core", path.python_worker.events_per_s))
-    if results.peer is not None:
-        bars.append(("Quix Streams app", results.peer.events_per_s))
     fig, ax = plt.subplots(figsize=(7, 3.6))
     ax.barh([b[0] for b in bars], [b[1] for b in bars], color="#4a7ebb")
     ax.set_xscale("log")
@@ -163,10 +165,6 @@ def plot_scaling(runs: list[WorkerRun], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
-
-
-def mb(n: float) -> str:
-    return f"{n / 2**20:,.0f} MB"
 
 
 def section_setup(command: str) -> str:
@@ -327,32 +325,6 @@ def section_state(result: ScaleResult) -> str:
     )
 
 
-def section_peer(path: PathResult, peer: WorkerRun) -> str:
-    ratio = path.worker.events_per_s / peer.events_per_s
-    return "\n".join(
-        [
-            "## Peer: Quix Streams (item 4)",
-            "",
-            "The same scoring core (`scoring.apply_action`, `apply_engagement`, `detect_change`,",
-            "the same JSON decoding and score events) as a Quix Streams application",
-            "(`benchmarks/peer_quix.py`: stateful `apply` per actor, `group_by` target,",
-            "stateful `apply` per target), reading the same input topics in the same run.",
-            "",
-            "| | events/s | score events | RSS | ours / theirs |",
-            "|---|---:|---:|---:|---:|",
-            f"| our worker (Faust) | {path.worker.events_per_s:,.0f} | "
-            f"{path.worker.score_events:,} | {mb(path.worker.rss_bytes)} | **{ratio:.2f}** |",
-            f"| Quix Streams | {peer.events_per_s:,.0f} | {peer.score_events:,} | "
-            f"{mb(peer.rss_bytes)} | |",
-            "",
-            "The Quix app does less than our worker: no redelivery guard and no decay-only",
-            "events; it decodes and re-encodes a user's state on every message (what a Quix",
-            "user would write), where our worker keeps decoded users and writes each once a batch.",
-            "",
-        ]
-    )
-
-
 def section_scaling(runs: list[WorkerRun]) -> str:
     base = runs[0].events_per_s
     rows = [
@@ -421,19 +393,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         messages = harness.higgs_messages(events) if only - {"state", *WITHOUT_BROKER} else []
-        deployment = None
-        if only & {"path", "latency", "peer"}:
+        if only & {"path", "latency"}:
 
             def path() -> None:
-                nonlocal deployment
-                results.path, deployment = kafka_path.run(server, messages, tmp)
+                results.path, _ = kafka_path.run(server, messages, tmp)
 
             step("path", path)
         if "peer" in only:
-            assert deployment is not None
 
             def peer() -> None:
-                results.peer = peer_quix.run(server, deployment, len(messages), tmp)
+                results.peer = peer_quix.run(server, messages, tmp)
 
             step("peer", peer)
         if "latency" in only:
@@ -473,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
 
             step("replay", replay)
 
-    if only - WITHOUT_BROKER:  # the setup of the Kafka runs: not rewritten by the others
+    if only - SELF_DESCRIBED:  # the setup of the Kafka runs: not rewritten by the others
         sections["setup"] = section_setup(command)
     if results.path is not None:
         plot_throughput(results, plots / "throughput.png")
@@ -483,8 +452,11 @@ def main(argv: list[str] | None = None) -> int:
         sections["latency"] = section_latency(results.latency)
     if results.state is not None:
         sections["state"] = section_state(results.state)
-    if results.path is not None and results.peer is not None:
-        sections["peer"] = section_peer(results.path, results.peer)
+    if results.peer is not None:
+        setup = f"Machine: {machine()}  \nVersions: {versions()}  \n" + time.strftime(
+            "Date: %Y-%m-%d %H:%M UTC", time.gmtime()
+        )
+        sections["peer"] = peer_quix.section(results.peer, command, setup)
     if results.scaling:
         plot_scaling(results.scaling, plots / "scaling.png")
         sections["scaling"] = section_scaling(results.scaling)

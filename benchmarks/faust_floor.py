@@ -38,13 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         help="batches by noack_take, as the worker's input agent takes them (no per-message "
         "acknowledgement), instead of take_events",
     )
+    parser.add_argument("--app-id", help="the app id (Faust's own topics start with it)")
     args = parser.parse_args(argv)
     import faust
 
     settings = Settings.from_env()
     server = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", settings.bootstrap_servers)
     app = faust.App(
-        f"bench-faust-floor-{uuid.uuid4().hex[:8]}",
+        args.app_id or f"bench-faust-floor-{uuid.uuid4().hex[:8]}",
         broker=[f"kafka://{s}" for s in server.split(",")],
         store="memory://",
         datadir=tempfile.mkdtemp(prefix="faust-floor-"),

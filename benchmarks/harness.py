@@ -293,6 +293,28 @@ def rss_bytes(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
 
+def mb(n: float) -> str:
+    return f"{n / 2**20:,.0f} MB"
+
+
+async def _delete_containing(server: str, part: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=server)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if part in t]
+        for start in range(0, len(names), 100):
+            await admin.delete_topics(names[start : start + 100])
+        return names
+    finally:
+        await admin.close()
+
+
+def delete_topics_containing(server: str, part: str) -> list[str]:
+    """Deletes every topic whose name contains `part` (a run's deployment name: its own topics,
+    and the internal topics of the apps it ran, named after it); returns their names."""
+    return asyncio.run(asyncio.wait_for(_delete_containing(server, part), 60))
+
+
 def chunks(items: list[Message], size: int) -> Iterator[list[Message]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -164,7 +164,11 @@ def _wait_members(server: str, group: str, count: int) -> None:
     raise TimeoutError(f"{count} workers did not form a stable group")
 
 
-async def _plain_consumer(server: str, topics: tuple[str, ...], total: int) -> float:
+async def _plain_consumer(
+    server: str, topics: tuple[str, ...], total: int, decode: bool = True
+) -> float:
+    """Messages/s of a plain aiokafka consumer reading `topics` (orjson-decoding each value
+    unless not `decode`), from the start of the first fetch to the last message."""
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=server,
@@ -180,6 +184,9 @@ async def _plain_consumer(server: str, topics: tuple[str, ...], total: int) -> f
         while count < total:
             batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             for messages in batch.values():
+                if not decode:
+                    count += len(messages)
+                    continue
                 for message in messages:
                     loads(message.value)
                     count += 1
@@ -193,9 +200,12 @@ def transport_limit(server: str, deployment: Deployment, total: int) -> float:
     return asyncio.run(_plain_consumer(server, deployment.topics.inputs, total))
 
 
-def faust_floor(deployment: Deployment, total: int, noack: bool = False) -> tuple[float, float]:
+def faust_floor(
+    deployment: Deployment, total: int, noack: bool = False, app_id: str | None = None
+) -> tuple[float, float]:
     """Messages/s of a Faust agent that only counts the input topics, in its own process, and
-    the CPU seconds that process used; `noack`: batches by `noack_take` (the worker's)."""
+    the CPU seconds that process used; `noack`: batches by `noack_take` (the worker's);
+    `app_id`: the agent's app id (Faust's topics start with it), else a random one."""
     command = [
         sys.executable,
         "-m",
@@ -207,6 +217,7 @@ def faust_floor(deployment: Deployment, total: int, noack: bool = False) -> tupl
         "--partitions",
         str(deployment.partitions),
         *(["--noack"] if noack else []),
+        *(["--app-id", app_id] if app_id else []),
     ]
     done = subprocess.run(
         command, env=deployment.env(), capture_output=True, timeout=1800, cwd=harness.REPO

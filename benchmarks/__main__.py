@@ -396,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         if only & {"path", "latency"}:
 
             def path() -> None:
-                results.path, _ = kafka_path.run(server, messages, tmp)
+                results.path, path_deployment = kafka_path.run(server, messages, tmp)
+                harness.delete_topics_containing(server, path_deployment.name)
 
             step("path", path)
         if "peer" in only:

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,7 +206,10 @@ def faust_floor(
 ) -> tuple[float, float]:
     """Messages/s of a Faust agent that only counts the input topics, in its own process, and
     the CPU seconds that process used; `noack`: batches by `noack_take` (the worker's);
-    `app_id`: the agent's app id (Faust's topics start with it), else a random one."""
+    `app_id`: the agent's app id (Faust's topics start with it), else a random one, whose
+    topics (Faust's `__assignor-__leader`) are deleted after the run."""
+    own_topics = app_id is None
+    app_id = app_id or f"bench-faust-floor-{uuid.uuid4().hex[:8]}"
     command = [
         sys.executable,
         "-m",
@@ -217,11 +221,14 @@ def faust_floor(
         "--partitions",
         str(deployment.partitions),
         *(["--noack"] if noack else []),
-        *(["--app-id", app_id] if app_id else []),
+        "--app-id",
+        app_id,
     ]
     done = subprocess.run(
         command, env=deployment.env(), capture_output=True, timeout=1800, cwd=harness.REPO
     )
+    if own_topics:
+        harness.delete_topics_containing(deployment.bootstrap, app_id)
     # Faust's worker logs what the agent prints (its stdout redirect): the line is in either
     found = re.findall(rb'\{"messages":[^}]*\}', done.stdout + done.stderr)
     if not found:
@@ -271,6 +278,7 @@ def run(
         copy = new_deployment(server, "bench-path-py-", guarantee=guarantee)
         harness.produce_all(server, copy, messages)
         python = run_workers(server, copy, 1, len(messages), tmp, env={"INFLUENCE_CORE": "python"})
+        harness.delete_topics_containing(server, copy.name)
     embedded_rate, changes = embedded(messages)
     result = PathResult(
         len(messages),
@@ -289,13 +297,16 @@ def run(
 
 def floors(server: str, messages: list[Message], guarantee: str = "at_least_once") -> int:
     deployment = new_deployment(server, "bench-floors-", guarantee=guarantee)
-    harness.produce_all(server, deployment, messages)
-    total = len(messages)
-    noack, noack_cpu = faust_floor(deployment, total, noack=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {"INFLUENCE_CORE": "native"}
-        worker = run_workers(server, deployment, 1, total, Path(tmp), env=env)
-    take, take_cpu = faust_floor(deployment, total)
+    try:
+        harness.produce_all(server, deployment, messages)
+        total = len(messages)
+        noack, noack_cpu = faust_floor(deployment, total, noack=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {"INFLUENCE_CORE": "native"}
+            worker = run_workers(server, deployment, 1, total, Path(tmp), env=env)
+        take, take_cpu = faust_floor(deployment, total)
+    finally:
+        harness.delete_topics_containing(server, deployment.name)
     print(
         f"counting agent (noack_take) {noack:,.0f} msg/s ({noack_cpu:.1f} CPU s), "
         f"compiled-core worker {worker.events_per_s:,.0f} events/s ({worker.cpu_seconds:.1f} "
@@ -319,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.floors:
         return floors(server, messages, args.guarantee)
     with tempfile.TemporaryDirectory() as tmp:
-        result, _ = run(server, messages, Path(tmp), guarantee=args.guarantee)
+        result, deployment = run(server, messages, Path(tmp), guarantee=args.guarantee)
+    harness.delete_topics_containing(server, deployment.name)  # run alone: nothing reuses them
     print(result)
     python = result.python_worker
     print(

@@ -92,6 +92,7 @@ def run(
     finally:
         tail.stop()
         deployment.stop_all()
+        harness.delete_topics_containing(server, deployment.name)
     latencies = []
     for received, value in zip(tail.received, tail.values, strict=True):
         if value is None:

@@ -29,6 +29,7 @@ def run(server: str, messages: list[Message], counts: list[int], tmp: Path) -> l
                 server, deployment, count, len(messages), tmp, join_first=True, messages=messages
             )
         )
+        harness.delete_topics_containing(server, deployment.name)
     return out
 
 

@@ -137,6 +137,7 @@ def run(server: str, users: int, tmp: Path, recovery_timeout: float = 300.0) -> 
         recovered_rss = harness.rss_bytes(restarted.process.pid)
     finally:
         deployment.stop_all()
+        harness.delete_topics_containing(server, deployment.name)
     return ScaleResult(
         users,
         len(messages),

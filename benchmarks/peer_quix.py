@@ -97,6 +97,32 @@ class PeerResult:
     floors: list[Floor] = field(default_factory=list)
 
 
+def child_command(
+    kind: str,
+    server: str,
+    group: str,
+    output: str,
+    state_dir: Path,
+    events: int,
+    deployment: Deployment,
+    options: list[str],
+) -> list[str]:
+    """The command line of one `benchmarks.quix_apps` process over `deployment`'s inputs."""
+    return [
+        sys.executable,
+        "-m",
+        "benchmarks.quix_apps",
+        kind,
+        server,
+        group,
+        output,
+        str(state_dir),
+        str(events),
+        *deployment.topics.inputs,
+        *options,
+    ]
+
+
 def quix_app(
     server: str, deployment: Deployment, name: str, args: list[str], events: int, tmp: Path
 ) -> WorkerRun:
@@ -106,19 +132,7 @@ def quix_app(
     log = tmp / f"{group}.log"
     kind, *options = args
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.quix_apps",
-            kind,
-            server,
-            group,
-            output,
-            str(tmp / group),
-            str(events),
-            *deployment.topics.inputs,
-            *options,
-        ],
+        child_command(kind, server, group, output, tmp / group, events, deployment, options),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -176,20 +190,9 @@ def quix_floor(
     apps read them), else a dataframe each; `poll_s`: its `consumer_poll_timeout`."""
     kind = "count" if concat else "count-separate"
     group = f"{deployment.name}-quix-{kind}-{poll_s * 1000:.0f}"
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.quix_apps",
-        kind,
-        server,
-        group,
-        "-",
-        str(tmp / group),
-        str(total),
-        *deployment.topics.inputs,
-        "--poll",
-        str(poll_s),
-    ]
+    command = child_command(
+        kind, server, group, "-", tmp / group, total, deployment, ["--poll", str(poll_s)]
+    )
     done = subprocess.run(command, capture_output=True, timeout=1800, cwd=harness.REPO)
     found = re.findall(rb'\{"messages":[^}]*\}', done.stdout)
     if not found:
